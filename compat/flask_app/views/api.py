@@ -1,0 +1,32 @@
+"""Seed 004's JSON echo and its command exec/poll microservice."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from hostpulse.jobs import check_job_id, exec_argv, poll_answer
+from hostpulse.payloads import decode_json, require_json
+
+bp = Blueprint("api", __name__)
+
+
+@bp.route("/api/<user>/<uuid>", methods=["GET", "POST"])
+def add_message(user: str, uuid: str) -> Response:
+    request.get_json(silent=True)
+    return jsonify({"user": user, "uuid": uuid})
+
+
+@bp.post("/api/exec/<uuid>")
+def exec_job(uuid: str) -> Response | tuple[Response, int]:
+    check_job_id(uuid)
+    require_json(request.mimetype)
+    argv = exec_argv(decode_json(request.get_data()), current_app.extensions["hostpulse"])
+    return jsonify(current_app.extensions["hostpulse.jobs"].start(uuid, argv))
+
+
+@bp.route("/api/poll/<uuid>", methods=["GET", "POST"])
+def poll_job(uuid: str) -> Response:
+    check_job_id(uuid)
+    settings = current_app.extensions["hostpulse"]
+    state = current_app.extensions["hostpulse.store"].poll_job(uuid, settings.jobs.line_num)
+    return jsonify(poll_answer(state))

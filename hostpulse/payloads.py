@@ -1,0 +1,91 @@
+"""What the seed routes compute from a request, framework-free so both apps answer alike."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from hostpulse.errors import ApiError, invalid_json, missing_field
+
+
+def decode_json(raw: bytes) -> Any:
+    """``json.loads`` as Flask's provider applies it, with a JSON 400 on failure."""
+    if not raw.strip():
+        raise invalid_json("the body is empty")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise invalid_json("the body is not UTF-8 text") from None
+    except ValueError as exc:
+        raise invalid_json(str(exc)) from None
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    """Flask's ``is_json``: ``application/json`` or ``application/*+json``."""
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def require_json(mimetype: str) -> None:
+    if not is_json_mimetype(mimetype):
+        raise ApiError(415, "unsupported_media_type", "this route takes an application/json body")
+
+
+def legacy_echo(raw: bytes) -> str:
+    """Seed 000's answer: ``request: `` and the body as text."""
+    return "request: " + raw.decode("utf-8", "replace")
+
+
+def legacy_list(raw: bytes) -> bool:
+    """Whether a legacy post is a JSON list, the seed client's payload, and so is kept."""
+    try:
+        return isinstance(json.loads(raw), list)
+    except ValueError:
+        return False
+
+
+def seed_data() -> dict[str, Any]:
+    """Seed 001's ``GET /data/`` document: 1,000 entries keyed by number."""
+    return {"data": {i: {"name": "tigerrose", "tag": "cool"} for i in range(1000)}}
+
+
+def unpack(raw: bytes) -> dict[str, Any]:
+    """Seed 001's ``POST /data/``: decode, copy the entries as the seed did, count them."""
+    document = decode_json(raw)
+    if isinstance(document, dict):
+        entries = {key: document[key] for key in document}
+    elif isinstance(document, list):
+        entries = dict(enumerate(document))
+    else:
+        raise ApiError(400, "bad_request", "the body must be a JSON object or list")
+    return {"status": "success", "bytes": len(raw), "items": len(entries)}
+
+
+def demo_fields(values: Any) -> dict[str, Any]:
+    """``GET /demo``: the query's ``id``, ``name`` and every ``list`` value (a MultiDict)."""
+    return {"id": values.get("id"), "name": values.get("name"), "list": values.getlist("list")}
+
+
+def demo_id(values: Any) -> str:
+    """``POST /demo`` without a file answers the id, read with ``request.values`` semantics."""
+    value = values.get("id")
+    if value is None:
+        raise missing_field("id")
+    return value
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(incoming: str | None) -> str:
+    """Echo a well-formed incoming ``X-Request-ID``, else make a new one."""
+    if incoming and REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def elapsed_ms(started: float | None, now: float) -> str:
+    return f"{(now - started) * 1000 if started is not None else 0.0:.3f}"

@@ -1,0 +1,275 @@
+"""Samples: psutil results flattened to named numbers, and agent batches checked at the door.
+
+Used by both sides of the wire. The agent flattens what psutil returns into
+``{name: float}``; the service validates every batch with :func:`validate_batch` before
+it touches the store, so the store only ever sees finite numbers under sane names.
+Standard library only: a monitored host installs nothing of the server.
+
+A batch (SPEC, "Agent batches")::
+
+    {"host": "web-1", "run": "<spool id>", "seq": 41, "dropped": 0,
+     "samples": [{"ts": 1764000000.0, "values": {"cpu_percent": 12.5}}]}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_NAME_LENGTH = 200
+MAX_HOST_LENGTH = 253
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+REQUIRED_FIELDS = frozenset({"host", "run", "seq", "samples"})
+# ``dropped`` may be left out (an agent that never dropped anything); it then counts as 0.
+OPTIONAL_FIELDS = frozenset({"dropped"})
+SAMPLE_FIELDS = frozenset({"ts", "values"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on one batch, so a single frame cannot make the service do unbounded work."""
+
+    max_samples: int = 1000
+    max_values: int = 100_000  # summed over the batch's samples
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Sample:
+    ts: float
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Batch:
+    host: str
+    run: str
+    seq: int
+    samples: tuple[Sample, ...]
+    dropped: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What the service stores at most once."""
+        return (self.host, self.run, self.seq)
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form, as :func:`validate_batch` accepts it back."""
+        return {
+            "host": self.host,
+            "run": self.run,
+            "seq": self.seq,
+            "dropped": self.dropped,
+            "samples": [{"ts": s.ts, "values": dict(s.values)} for s in self.samples],
+        }
+
+
+class BatchError(ValueError):
+    """A batch the service refuses; ``seq`` is echoed when it could be read, so the agent knows which."""
+
+    def __init__(
+        self, message: str, seq: int | None = None, code: str = "bad_request", status: int = 400
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.seq = seq
+        self.code = code
+        self.status = status
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, "seq": self.seq}
+
+
+# --- names and numbers -------------------------------------------------------------------
+
+
+def is_number(value: object) -> bool:
+    """A JSON number that is a real, finite quantity (``True`` is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        return False
+
+
+def valid_name(name: object) -> bool:
+    """1 to 200 characters of printable ASCII (space to tilde)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_LENGTH
+        and all(" " <= c <= "~" for c in name)
+    )
+
+
+def valid_host(host: object) -> bool:
+    """A host name as RFC 1123 allows it: dot-separated labels of letters, digits, hyphens."""
+    if not isinstance(host, str) or not 0 < len(host) <= MAX_HOST_LENGTH:
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def valid_run(run: object) -> bool:
+    return isinstance(run, str) and _RUN.fullmatch(run) is not None
+
+
+# --- flattening psutil results -----------------------------------------------------------
+
+
+def _is_namedtuple(value: object) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
+def _walk(name: str, value: object) -> Iterator[tuple[str, float]]:
+    if isinstance(value, bool):
+        yield name, 1.0 if value else 0.0
+    elif isinstance(value, (int, float)):
+        if is_number(value):
+            yield name, float(value)
+    elif _is_namedtuple(value):
+        for key in value._fields:  # type: ignore[attr-defined]
+            yield from _walk(f"{name}.{key}", getattr(value, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _walk(f"{name}.{index}", item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(f"{name}.{key}", item)
+    # Strings, None and anything else carry no number: left out.
+
+
+def flatten(name: str, value: object) -> dict[str, float]:
+    """One psutil result as series: ``virtual_memory.percent``, ``cpu_percent.0``,
+    ``disk_usage./.percent``, ``net_io_counters.eth0.bytes_sent``.
+
+    Booleans become 0/1, non-numbers (strings, None), NaN and infinities are left out, and
+    so is any series whose name the service would refuse (over 200 characters, not
+    printable ASCII: an odd mount point or interface name), so that everything returned
+    passes :func:`validate_batch`.
+    """
+    return {key: number for key, number in _walk(name, value) if valid_name(key)}
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _seq_of(obj: Mapping[str, Any]) -> int | None:
+    seq = obj.get("seq")
+    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+        return seq
+    return None
+
+
+def _sample(raw: object, index: int, seq: int) -> Sample:
+    where = f"samples[{index}]"
+    if not isinstance(raw, Mapping):
+        raise BatchError(f"{where} must be an object", seq)
+    missing = SAMPLE_FIELDS - raw.keys()
+    if missing:
+        raise BatchError(f"{where} lacks {', '.join(sorted(missing))}", seq, "missing_field")
+    extra = raw.keys() - SAMPLE_FIELDS
+    if extra:
+        raise BatchError(f"{where} has unknown field(s) {', '.join(sorted(map(str, extra)))}", seq)
+    ts = raw["ts"]
+    if not is_number(ts) or ts < 0:
+        raise BatchError(f"{where}.ts must be a finite, non-negative number of Unix seconds", seq)
+    values = raw["values"]
+    if not isinstance(values, Mapping):
+        raise BatchError(f"{where}.values must be an object of name: number", seq)
+    if not values:
+        raise BatchError(f"{where}.values is empty", seq)
+    checked: dict[str, float] = {}
+    for name, value in values.items():
+        if not valid_name(name):
+            shown = repr(name)[:60]
+            raise BatchError(
+                f"{where}: series name {shown} must be 1 to {MAX_NAME_LENGTH} printable ASCII characters",
+                seq,
+            )
+        if not is_number(value):
+            raise BatchError(f"{where}.values[{name!r}] must be a finite number, got {value!r:.40}", seq)
+        checked[name] = float(value)
+    return Sample(float(ts), checked)
+
+
+def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS) -> Batch:
+    """The batch as a typed :class:`Batch`, or :class:`BatchError` saying what is wrong.
+
+    Strict on purpose: every value stored is one that a query or ``/metrics`` can render,
+    and a mistake in an agent shows up as an error at once rather than as odd data later.
+    """
+    if not isinstance(obj, Mapping):
+        raise BatchError("a batch must be a JSON object")
+    seq = _seq_of(obj)
+    missing = REQUIRED_FIELDS - obj.keys()
+    if missing:
+        raise BatchError(f"the batch lacks {', '.join(sorted(missing))}", seq, "missing_field")
+    extra = obj.keys() - REQUIRED_FIELDS - OPTIONAL_FIELDS
+    if extra:
+        raise BatchError(f"unknown field(s) {', '.join(sorted(map(str, extra)))}", seq)
+    if seq is None:
+        raise BatchError("seq must be a non-negative integer")
+    host = obj["host"]
+    if not valid_host(host):
+        raise BatchError(
+            f"host {str(host)[:80]!r} is not an RFC 1123 host name "
+            "(dot-separated labels of letters, digits and inner hyphens)",
+            seq,
+        )
+    run = obj["run"]
+    if not valid_run(run):
+        raise BatchError("run must be 1 to 64 of A-Z a-z 0-9 _ -", seq)
+    dropped = obj.get("dropped", 0)
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+        raise BatchError("dropped must be a non-negative integer", seq)
+    raw_samples = obj["samples"]
+    if not isinstance(raw_samples, list):
+        raise BatchError("samples must be a list", seq)
+    if not raw_samples:
+        raise BatchError("samples is empty", seq)
+    if len(raw_samples) > limits.max_samples:
+        raise BatchError(
+            f"{len(raw_samples)} samples in one batch; the limit is {limits.max_samples}",
+            seq,
+            "payload_too_large",
+            413,
+        )
+    total = sum(
+        len(s["values"])
+        for s in raw_samples
+        if isinstance(s, Mapping) and isinstance(s.get("values"), Mapping)
+    )
+    if total > limits.max_values:
+        raise BatchError(
+            f"{total} values in one batch; the limit is {limits.max_values}",
+            seq,
+            "payload_too_large",
+            413,
+        )
+    samples = tuple(_sample(raw, i, seq) for i, raw in enumerate(raw_samples))
+    # RFC 1123 names are case-insensitive: one host, one spelling.
+    return Batch(host=host.lower(), run=run, seq=seq, samples=samples, dropped=dropped)
+
+
+__all__ = [
+    "Batch",
+    "BatchError",
+    "DEFAULT_LIMITS",
+    "Limits",
+    "MAX_NAME_LENGTH",
+    "Sample",
+    "flatten",
+    "is_number",
+    "valid_host",
+    "valid_name",
+    "valid_run",
+    "validate_batch",
+]

@@ -1,0 +1,433 @@
+"""The time-series store: agents' batches in SQLite, stored once, on disk before the ack.
+
+Tables are prefixed ``series_`` so they live beside the service's own tables in the
+same file. ``synchronous=FULL`` because an acknowledgement promises the batch is on
+disk: with WAL and ``NORMAL`` a power cut can lose the last commits.
+
+Exactly-once: ``series_batches`` has the primary key ``(host, run, seq)``; a batch whose
+key is already there is acknowledged again but its samples are not inserted twice.
+
+Group commit: :meth:`SeriesStore.store_batches` writes many batches in one transaction
+(one fsync), and :class:`GroupCommitter` gathers concurrent submissions from an event
+loop into such calls.
+
+Methods are synchronous; the async port calls them in a worker thread, and each thread
+has its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hostpulse.samples import Batch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series_batches (
+    host TEXT NOT NULL,
+    run TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received REAL NOT NULL,
+    samples INTEGER NOT NULL,
+    PRIMARY KEY (host, run, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS series_batches_received ON series_batches (received);
+CREATE TABLE IF NOT EXISTS series_samples (
+    host TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts REAL NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_samples_host_name_ts ON series_samples (host, name, ts);
+CREATE INDEX IF NOT EXISTS series_samples_ts ON series_samples (ts);
+CREATE TABLE IF NOT EXISTS series_latest (
+    host TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts REAL NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (host, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series_hosts (
+    host TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series_runs (
+    host TEXT NOT NULL,
+    run TEXT NOT NULL,
+    dropped INTEGER NOT NULL,
+    PRIMARY KEY (host, run)
+) WITHOUT ROWID;
+"""
+
+# Latest value of a series: only moves forward in time (a re-sent old batch does not win).
+_UPSERT_LATEST = """
+INSERT INTO series_latest (host, name, ts, value) VALUES (?, ?, ?, ?)
+ON CONFLICT (host, name) DO UPDATE SET ts = excluded.ts, value = excluded.value
+WHERE excluded.ts >= series_latest.ts
+"""
+_UPSERT_HOST = """
+INSERT INTO series_hosts (host, last_seen) VALUES (?, ?)
+ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+"""
+# An agent's drop counter only grows within a run; a stale re-sent batch must not lower it.
+_UPSERT_RUN = """
+INSERT INTO series_runs (host, run, dropped) VALUES (?, ?, ?)
+ON CONFLICT (host, run) DO UPDATE SET dropped = max(dropped, excluded.dropped)
+"""
+
+METRIC_PREFIX = "hostpulse_"
+DROPPED_METRIC = "hostpulse_agent_dropped_samples_total"
+LAST_SEEN_METRIC = "hostpulse_host_last_seen_seconds"
+_RESERVED = {DROPPED_METRIC, DROPPED_METRIC.removesuffix("_total"), LAST_SEEN_METRIC}
+_NOT_METRIC_CHAR = re.compile(r"[^a-zA-Z0-9_]+")
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    host: str
+    last_seen: float
+    latest: dict[str, float]
+    dropped: int
+
+
+def metric_name(series: str) -> str:
+    """``disk_usage./.percent`` -> ``hostpulse_disk_usage_percent``: valid in Prometheus
+    (``[a-zA-Z_:][a-zA-Z0-9_:]*``; the prefix makes the first character a letter)."""
+    body = _NOT_METRIC_CHAR.sub("_", series).strip("_")
+    return METRIC_PREFIX + re.sub("_+", "_", body) if body else METRIC_PREFIX + "unnamed"
+
+
+def _label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class SeriesStore:
+    """Samples per host and series name, with the batches that brought them."""
+
+    def __init__(self, path: Path, retention: float) -> None:
+        if not retention > 0:
+            raise ValueError("retention must be a positive number of seconds (math.inf keeps all)")
+        self.path = Path(path)
+        self.retention = float(retention)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    # -- connections ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: take the write lock up front (no upgrade deadlock)."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every thread's connection (at shutdown, once no call is running)."""
+        with self._lock:
+            connections, self._all = self._all, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def store_batches(self, batches: Sequence[Batch], now: float | None = None) -> list[int]:
+        """Store the batches in one transaction; return the seq to acknowledge for each.
+
+        Call only with validated batches. A batch whose ``(host, run, seq)`` is already
+        stored (or appears twice in ``batches``) is acknowledged without storing its
+        samples again. When this returns, the commit is on disk.
+        """
+        received = time.time() if now is None else now
+        with self._transaction() as db:
+            for batch in batches:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO series_batches (host, run, seq, received, samples)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (batch.host, batch.run, batch.seq, received, len(batch.samples)),
+                ).rowcount
+                db.execute(_UPSERT_RUN, (batch.host, batch.run, batch.dropped))
+                db.execute(_UPSERT_HOST, (batch.host, received))
+                if not inserted:
+                    continue
+                rows = [
+                    (batch.host, name, sample.ts, value)
+                    for sample in batch.samples
+                    for name, value in sample.values.items()
+                ]
+                db.executemany(
+                    "INSERT INTO series_samples (host, name, ts, value) VALUES (?, ?, ?, ?)", rows
+                )
+                latest: dict[str, tuple[float, float]] = {}
+                for sample in batch.samples:
+                    for name, value in sample.values.items():
+                        if name not in latest or sample.ts >= latest[name][0]:
+                            latest[name] = (sample.ts, value)
+                db.executemany(
+                    _UPSERT_LATEST,
+                    [(batch.host, name, ts, value) for name, (ts, value) in latest.items()],
+                )
+        return [batch.seq for batch in batches]
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget samples, batches and hosts older than the retention; return samples deleted."""
+        if math.isinf(self.retention):
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM series_samples WHERE ts < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM series_batches WHERE received < ?", (cutoff,))
+            db.execute("DELETE FROM series_latest WHERE ts < ?", (cutoff,))
+            gone = "SELECT host FROM series_hosts WHERE last_seen < ?"
+            db.execute(f"DELETE FROM series_runs WHERE host IN ({gone})", (cutoff,))
+            db.execute(f"DELETE FROM series_latest WHERE host IN ({gone})", (cutoff,))
+            db.execute("DELETE FROM series_hosts WHERE last_seen < ?", (cutoff,))
+        return deleted
+
+    # -- reading ----------------------------------------------------------------------
+
+    def hosts(self) -> list[HostInfo]:
+        """Every host with its last-seen time (the service's clock), latest values and drops."""
+        db = self._connect()
+        latest: dict[str, dict[str, float]] = defaultdict(dict)
+        for host, name, value in db.execute(
+            "SELECT host, name, value FROM series_latest ORDER BY host, name"
+        ):
+            latest[host][name] = value
+        dropped = dict(db.execute("SELECT host, sum(dropped) FROM series_runs GROUP BY host"))
+        return [
+            HostInfo(host, last_seen, latest.get(host, {}), int(dropped.get(host, 0)))
+            for host, last_seen in db.execute(
+                "SELECT host, last_seen FROM series_hosts ORDER BY host"
+            )
+        ]
+
+    def series(
+        self,
+        host: str,
+        name: str,
+        since: float | None = None,
+        until: float | None = None,
+        step: float | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[float, float]]:
+        """Points ``(ts, value)`` with ``since <= ts <= until``, oldest first.
+
+        With ``step``, one point per step-aligned bucket that has samples: the bucket's
+        start and the mean of its values (downsampling for long ranges).
+        ``limit`` caps the number of points (the oldest are kept).
+        """
+        if step is not None and not step > 0:
+            raise ValueError("step must be positive")
+        low = -math.inf if since is None else since
+        high = math.inf if until is None else until
+        cap = -1 if limit is None else limit
+        db = self._connect()
+        if step is None:
+            rows = db.execute(
+                "SELECT ts, value FROM series_samples WHERE host = ? AND name = ?"
+                " AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
+                (host, name, low, high, cap),
+            )
+        else:
+            # ts >= 0 (validated), so CAST truncation is the floor.
+            rows = db.execute(
+                "SELECT CAST(ts / ? AS INTEGER) * ? AS bucket, avg(value) FROM series_samples"
+                " WHERE host = ? AND name = ? AND ts >= ? AND ts <= ?"
+                " GROUP BY CAST(ts / ? AS INTEGER) ORDER BY bucket LIMIT ?",
+                (step, step, host, name, low, high, step, cap),
+            )
+        return [(float(ts), float(value)) for ts, value in rows]
+
+    def batch_keys(self, host: str | None = None) -> list[tuple[str, str, int]]:
+        """Stored ``(host, run, seq)`` keys (fault tests count them against what agents sent)."""
+        db = self._connect()
+        if host is None:
+            rows = db.execute("SELECT host, run, seq FROM series_batches ORDER BY host, run, seq")
+        else:
+            rows = db.execute(
+                "SELECT host, run, seq FROM series_batches WHERE host = ? ORDER BY run, seq",
+                (host,),
+            )
+        return [(h, r, int(s)) for h, r, s in rows]
+
+    def sample_count(self, host: str | None = None) -> int:
+        db = self._connect()
+        if host is None:
+            return int(db.execute("SELECT count(*) FROM series_samples").fetchone()[0])
+        return int(
+            db.execute("SELECT count(*) FROM series_samples WHERE host = ?", (host,)).fetchone()[0]
+        )
+
+    def prometheus_text(self) -> str:
+        """Latest values in the Prometheus text exposition format (version 0.0.4).
+
+        One gauge family per sanitised series name, the host as a label. When two series
+        names sanitise to the same metric name (``a.b`` and ``a_b``), every sample of that
+        family also carries ``series="<original name>"`` so no two lines collide.
+        Also: each host's last-seen time, and the samples its agents dropped (a counter).
+        """
+        db = self._connect()
+        families: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
+        for host, name, value in db.execute(
+            "SELECT host, name, value FROM series_latest ORDER BY name, host"
+        ):
+            metric = metric_name(name)
+            if metric not in _RESERVED:
+                families[metric].append((host, name, value))
+        lines: list[str] = []
+        for metric in sorted(families):
+            members = families[metric]
+            ambiguous = len({name for _, name, _ in members}) > 1
+            lines.append(f"# HELP {metric} Latest value of a psutil series reported by agents.")
+            lines.append(f"# TYPE {metric} gauge")
+            for host, name, value in sorted(members):
+                labels = f'host="{_label_value(host)}"'
+                if ambiguous:
+                    labels += f',series="{_label_value(name)}"'
+                lines.append(f"{metric}{{{labels}}} {_number(value)}")
+        hosts = db.execute("SELECT host, last_seen FROM series_hosts ORDER BY host").fetchall()
+        if hosts:
+            lines.append(f"# HELP {LAST_SEEN_METRIC} When the service last stored a batch from the host.")
+            lines.append(f"# TYPE {LAST_SEEN_METRIC} gauge")
+            for host, last_seen in hosts:
+                lines.append(f'{LAST_SEEN_METRIC}{{host="{_label_value(host)}"}} {_number(last_seen)}')
+        dropped = db.execute(
+            "SELECT host, sum(dropped) FROM series_runs GROUP BY host ORDER BY host"
+        ).fetchall()
+        if dropped:
+            lines.append(f"# HELP {DROPPED_METRIC} Samples agents dropped from a full spool.")
+            lines.append(f"# TYPE {DROPPED_METRIC} counter")
+            for host, count in dropped:
+                lines.append(f'{DROPPED_METRIC}{{host="{_label_value(host)}"}} {_number(count)}')
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+class GroupCommitter:
+    """Gathers batches submitted from one event loop and commits them together.
+
+    ``await submit(batch)`` returns the seq to acknowledge only after the transaction
+    holding the batch has committed. Submissions are collected for up to ``max_delay``
+    seconds or ``max_batches`` batches, then one worker-thread call of
+    :meth:`SeriesStore.store_batches` writes them all; while it runs, new submissions
+    queue up for the next commit. One commit at a time: SQLite has one writer anyway.
+    """
+
+    def __init__(self, store: SeriesStore, max_batches: int = 512, max_delay: float = 0.002) -> None:
+        self.store = store
+        self.max_batches = max_batches
+        self.max_delay = max_delay
+        self._queue: list[tuple[Batch, asyncio.Future[int]]] = []
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.commits = 0  # transactions run (for tests and stats)
+
+    def _start(self) -> None:
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="series-group-commit")
+
+    async def submit(self, batch: Batch) -> int:
+        """Queue the batch; return its seq once it is committed (raises if the commit failed)."""
+        if self._closed:
+            raise RuntimeError("the group committer is closed")
+        if self._task is None:
+            self._start()
+        assert self._wake is not None and self._full is not None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((batch, future))
+        self._wake.set()
+        if len(self._queue) >= self.max_batches:
+            self._full.set()
+        # Shielded: a caller that goes away (closed socket) does not cancel the others' commit.
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._full is not None
+        while True:
+            await self._wake.wait()
+            if self._closed and not self._queue:
+                return
+            if self.max_delay > 0 and len(self._queue) < self.max_batches and not self._closed:
+                try:
+                    await asyncio.wait_for(self._full.wait(), self.max_delay)
+                except TimeoutError:
+                    pass
+            taken, self._queue = self._queue[: self.max_batches], self._queue[self.max_batches :]
+            if not self._queue:
+                self._wake.clear()
+            if len(self._queue) < self.max_batches:
+                self._full.clear()
+            if taken:
+                await self._commit(taken)
+
+    async def _commit(self, taken: list[tuple[Batch, asyncio.Future[int]]]) -> None:
+        try:
+            acks = await asyncio.to_thread(self.store.store_batches, [b for b, _ in taken])
+        except Exception as exc:  # the store failed: every caller of this commit hears it
+            for _, future in taken:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self.commits += 1
+        for (_, future), ack in zip(taken, acks):
+            if not future.done():
+                future.set_result(ack)
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop (callers waiting on a commit get their answer)."""
+        self._closed = True
+        if self._task is None:
+            return
+        assert self._wake is not None
+        self._wake.set()
+        await self._task
+        self._task = None
+
+
+__all__ = ["GroupCommitter", "HostInfo", "SeriesStore", "metric_name"]

@@ -1,0 +1,273 @@
+"""One typed settings object for both apps: defaults, then TOML, then ``HOSTPULSE_*``.
+
+Modelled on Hypercorn's ``Config``: plain attributes with types, loaded from a TOML
+file. Both the Flask version and the port call :func:`load`, so they can never
+disagree about a limit, a token or the allow-list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class Limits:
+    max_content_length: int = 32 * MiB
+    max_upload_length: int = 4 * 1024 * MiB
+    max_form_memory_size: int = 500_000
+    max_form_parts: int = 1000
+
+
+@dataclass
+class Jobs:
+    limit: int = 1
+    timeout: float = 60.0
+    line_num: int = 3
+
+
+@dataclass
+class Store:
+    path: str = "hostpulse.sqlite3"
+    retention: float = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Token:
+    """A configured token: only its SHA-256 is kept, with the user it stands for."""
+
+    sha256: str
+    username: str
+    email: str = ""
+    id: int = 0
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Command:
+    """An allowed command: the exact program and one full-match pattern per argument."""
+
+    program: str
+    args: tuple[str, ...] = ()
+
+
+SCRIPT_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py"
+
+DEFAULT_COMMANDS: tuple[Command, ...] = (
+    Command("uptime"),
+    Command("df", ("-h",)),
+    Command("free", ("-m",)),
+    Command("python3", (SCRIPT_PATTERN,)),
+)
+
+
+@dataclass
+class Settings:
+    instance: Path = field(default_factory=lambda: Path("instance"))
+    limits: Limits = field(default_factory=Limits)
+    jobs: Jobs = field(default_factory=Jobs)
+    store: Store = field(default_factory=Store)
+    tokens: tuple[Token, ...] = ()
+    commands: tuple[Command, ...] = DEFAULT_COMMANDS
+
+    @property
+    def db_path(self) -> Path:
+        return self.instance / self.store.path
+
+    @property
+    def uploads(self) -> Path:
+        return self.instance / "uploads"
+
+    @property
+    def scripts(self) -> Path:
+        """Where allowed scripts live; jobs run with this as their working directory."""
+        return self.instance / "scripts"
+
+
+SECTIONS = {"limits": Limits, "jobs": Jobs, "store": Store}
+
+
+def instance_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The instance folder: the argument, else ``$HOSTPULSE_INSTANCE``, else ``./instance``."""
+    raw = explicit or os.environ.get("HOSTPULSE_INSTANCE") or "instance"
+    return Path(raw).absolute()
+
+
+def config_path(instance: Path, environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("HOSTPULSE_CONFIG") or instance / "config.toml")
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = kind(value)
+        except ValueError:
+            raise SettingsError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if kind in (int, float) and value < 0:
+        raise SettingsError(f"{where}: must not be negative, got {value!r}")
+    return value
+
+
+def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{where}: expected a table")
+    kinds = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(kinds)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(kinds)}")
+    return cls(**{k: _coerce(v, kinds[k], f"{where}.{k}") for k, v in data.items()})
+
+
+def _tokens(items: Any, where: str) -> tuple[Token, ...]:
+    from hostpulse.auth import ROLES
+
+    if not isinstance(items, list):
+        raise SettingsError(f"{where}: expected an array of tables [[tokens]]")
+    tokens = []
+    for n, item in enumerate(items):
+        at = f"{where}[{n}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("sha256"), str):
+            raise SettingsError(f"{at}: needs sha256")
+        roles = tuple(item.get("roles", ()))
+        if not roles or not set(roles) <= set(ROLES):
+            raise SettingsError(f"{at}: roles must be a non-empty subset of {list(ROLES)}")
+        tokens.append(
+            Token(
+                sha256=item["sha256"].lower(),
+                username=str(item.get("username", "")),
+                email=str(item.get("email", "")),
+                id=_coerce(item.get("id", 0), int, f"{at}.id"),
+                roles=roles,
+            )
+        )
+    return tuple(tokens)
+
+
+def _commands(items: Any, where: str) -> tuple[Command, ...]:
+    import re
+
+    if not isinstance(items, list):
+        raise SettingsError(f"{where}: expected an array of tables [[commands]]")
+    commands = []
+    for n, item in enumerate(items):
+        at = f"{where}[{n}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("program"), str):
+            raise SettingsError(f"{at}: needs program")
+        args = item.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise SettingsError(f"{at}.args: expected a list of patterns")
+        for pattern in args:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SettingsError(f"{at}.args: bad pattern {pattern!r}: {exc}") from None
+        commands.append(Command(item["program"], tuple(args)))
+    return tuple(commands)
+
+
+def load(
+    instance: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ
+) -> Settings:
+    """Defaults, then the TOML file (if present), then ``HOSTPULSE_<SECTION>_<KEY>``."""
+    folder = Path(instance or environ.get("HOSTPULSE_INSTANCE") or "instance").absolute()
+    path = config_path(folder, environ)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    unknown = set(data) - {*SECTIONS, "tokens", "commands"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown section(s) {sorted(unknown)}")
+    settings = Settings(instance=folder)
+    for name, cls in SECTIONS.items():
+        section = dict(data.get(name, {}))
+        for f in dataclasses.fields(cls):
+            env = f"HOSTPULSE_{name.upper()}_{f.name.upper()}"
+            if env in environ:
+                section[f.name] = environ[env]
+        setattr(settings, name, _section(cls, section, f"{path.name} [{name}]"))
+    if "tokens" in data:
+        settings.tokens = _tokens(data["tokens"], f"{path.name} tokens")
+    if "commands" in data:
+        settings.commands = _commands(data["commands"], f"{path.name} commands")
+    return settings
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def dump(settings: Settings) -> str:
+    """Settings as TOML, so that a written file loads back to the same object."""
+    lines = ["# hostpulse configuration; HOSTPULSE_<SECTION>_<KEY> overrides a key.", ""]
+    for name in SECTIONS:
+        lines.append(f"[{name}]")
+        for key, value in dataclasses.asdict(getattr(settings, name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    for token in settings.tokens:
+        lines.append("[[tokens]]")
+        for key, value in dataclasses.asdict(token).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    for command in settings.commands:
+        lines += ["[[commands]]", f"program = {_toml_value(command.program)}"]
+        lines += [f"args = {_toml_value(list(command.args))}", ""]
+    return "\n".join(lines)
+
+
+def save(settings: Settings, path: Path | None = None) -> Path:
+    """Write the config file with mode 0600 (it holds token hashes), atomically."""
+    path = path or config_path(settings.instance)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dump(settings))
+    os.replace(tmp, path)
+    return path
+
+
+ROLE_USERS = {
+    "admin": ("admin", "admin@localhost", 1),
+    "viewer": ("viewer", "viewer@localhost", 2),
+    "agent": ("agent", "agent@localhost", 3),
+}
+
+
+def write_test_config(instance_dir: Path, tokens: Mapping[str, str], **sections: Mapping[str, Any]) -> Path:
+    """A config with one known token per role (tests, the compat suite)."""
+    settings = Settings(instance=Path(instance_dir))
+    settings.tokens = tuple(
+        Token(hash_token(token), *ROLE_USERS[role], roles=(role,)) for role, token in tokens.items()
+    )
+    for name, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(settings, name), key, value)
+    return save(settings)

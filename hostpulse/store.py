@@ -1,0 +1,182 @@
+"""The embedded SQLite store for jobs and legacy posts, shared by every worker process.
+
+Jobs live here rather than in a worker's memory, so that ``poll`` answers correctly
+whichever Hypercorn worker receives it. Methods are synchronous; the async port calls
+them in a worker thread. Each thread keeps its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS legacy_posts (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL,
+    received REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    argv TEXT NOT NULL,
+    status TEXT NOT NULL,          -- running | finished
+    returncode INTEGER,
+    started REAL NOT NULL,
+    deadline REAL NOT NULL,
+    finished REAL,
+    next_line INTEGER NOT NULL DEFAULT 0,
+    polled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_lines (
+    job_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
+CREATE TABLE IF NOT EXISTS health (
+    key TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
+"""
+
+# A job still "running" this long after its deadline lost its worker (killed, crashed):
+# the worker that owned it would have killed it at the deadline and recorded the end.
+ORPHAN_GRACE = 10.0
+ORPHAN_RETURNCODE = -9
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written."""
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connect().executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: a writer takes the lock up front, so check-then-write is atomic."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # health -------------------------------------------------------------------------
+
+    def check_writable(self) -> bool:
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO health (key, at) VALUES ('probe', ?)", (time.time(),))
+        except sqlite3.Error:
+            self.close()
+            return False
+        return True
+
+    # legacy posts (seed 000) ----------------------------------------------------------
+
+    def add_legacy_post(self, username: str, body: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO legacy_posts (username, received, body) VALUES (?, ?, ?)",
+                (username, time.time(), body),
+            )
+            return int(cur.lastrowid or 0)
+
+    def legacy_posts(self) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT id, username, received, body FROM legacy_posts ORDER BY id")
+        return [dict(zip(("id", "username", "received", "body"), row)) for row in rows]
+
+    # jobs (seed 004) ------------------------------------------------------------------
+
+    def _reap_orphans(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute(
+            "UPDATE jobs SET status = 'finished', returncode = ?, finished = ? "
+            "WHERE status = 'running' AND deadline + ? < ?",
+            (ORPHAN_RETURNCODE, now, ORPHAN_GRACE, now),
+        )
+
+    def start_job(self, job_id: str, argv: list[str], limit: int, timeout: float) -> bool:
+        """Record a new running job unless the limit is reached or this id still runs."""
+        now = time.time()
+        with self.transaction() as db:
+            self._reap_orphans(db, now)
+            (running,) = db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()
+            same = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if running >= limit or (same and same[0] == "running"):
+                return False
+            db.execute("DELETE FROM job_lines WHERE job_id = ?", (job_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO jobs (id, argv, status, started, deadline) "
+                "VALUES (?, ?, 'running', ?, ?)",
+                (job_id, json.dumps(argv), now, now + timeout),
+            )
+        return True
+
+    def add_job_lines(self, job_id: str, lines: list[str], keep: int) -> None:
+        """Append output; only the newest ``keep`` lines can ever be polled, so older go."""
+        if not lines:
+            return
+        with self.transaction() as db:
+            (start,) = db.execute("SELECT next_line FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            end = start + len(lines)
+            db.executemany(
+                "INSERT INTO job_lines (job_id, n, line) VALUES (?, ?, ?)",
+                [(job_id, start + i, line) for i, line in enumerate(lines) if start + i >= end - keep],
+            )
+            db.execute("DELETE FROM job_lines WHERE job_id = ? AND n < ?", (job_id, end - keep))
+            db.execute("UPDATE jobs SET next_line = ? WHERE id = ?", (end, job_id))
+
+    def finish_job(self, job_id: str, returncode: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'finished', returncode = ?, finished = ? WHERE id = ?",
+                (returncode, time.time(), job_id),
+            )
+
+    def poll_job(self, job_id: str, line_num: int) -> dict[str, Any] | None:
+        """The job's state and the newest ``line_num`` lines not yet polled (then marked polled)."""
+        with self.transaction() as db:
+            self._reap_orphans(db, time.time())
+            row = db.execute("SELECT status, returncode, polled FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            status, returncode, polled = row
+            if status == "finished":
+                return {"status": "finished", "returncode": returncode}
+            lines = db.execute(
+                "SELECT n, line FROM job_lines WHERE job_id = ? AND n >= ? ORDER BY n DESC LIMIT ?",
+                (job_id, polled, line_num),
+            ).fetchall()
+            if lines:
+                db.execute("UPDATE jobs SET polled = ? WHERE id = ?", (lines[0][0] + 1, job_id))
+            return {"status": "running", "output": "\n".join(line for _, line in reversed(lines))}
