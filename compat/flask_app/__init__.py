@@ -19,7 +19,7 @@ from hostpulse.store import Store
 
 def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
     settings = settings_module.load(instance_path)
-    app = Flask(__name__, instance_path=str(settings.instance))
+    app = Flask(__name__, instance_path=str(settings.instance), static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_content_length,
         MAX_FORM_MEMORY_SIZE=settings.limits.max_form_memory_size,

@@ -1,0 +1,40 @@
+"""File responses: Quart's ``send_file``, pinned to what Flask's ``send_file`` sends.
+
+Quart's ``send_file`` is the older API: ``Cache-Control: public`` with a max age and
+``Expires``, no ``Content-Disposition``, its ETag from the path and mtime, ``Accept-Ranges``
+only on partial answers, entity headers kept on a 304, no ``Content-Range`` on a 416. Each
+of those is set here to Flask's answer (README, "Flask vs Quart: what the port pins").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Response, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import remove_entity_headers
+
+from hostpulse.uploads import etag_of, mimetype_of
+
+
+async def send_stored(path: Path) -> Response:
+    """A stored upload as Flask's ``send_file(path, mimetype, etag, conditional=True)`` sends it."""
+    name = path.name
+    response = await send_file(path, mimetype=mimetype_of(name), add_etags=False)
+    size = response.content_length
+    response.headers["Content-Disposition"] = f"inline; filename={name}"
+    response.cache_control.public = False
+    response.cache_control.max_age = None
+    response.cache_control.no_cache = True
+    response.headers.pop("Expires", None)
+    response.set_etag(etag_of(name))
+    response.headers["Content-Location"] = f"/files/{name}"
+    try:
+        await response.make_conditional(request, accept_ranges=True, complete_length=size)
+    except RequestedRangeNotSatisfiable:
+        raise RequestedRangeNotSatisfiable(length=size) from None
+    if request.method in ("GET", "HEAD"):
+        response.headers["Accept-Ranges"] = "bytes"
+    if response.status_code == 304:
+        remove_entity_headers(response.headers)
+    return response

@@ -1,0 +1,39 @@
+"""Seed 004's JSON echo and its command exec/poll microservice."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Blueprint, Response, current_app, jsonify, request
+
+from app.requests import read_body
+from hostpulse.jobs import check_job_id, exec_argv, poll_answer
+from hostpulse.payloads import decode_json, is_json_mimetype, require_json
+
+bp = Blueprint("api", __name__)
+
+
+@bp.route("/api/<user>/<uuid>", methods=["GET", "POST"])
+async def add_message(user: str, uuid: str) -> Response:
+    # Flask's get_json(silent=True): a JSON body is read (413 over the limit), then ignored.
+    if is_json_mimetype(request.mimetype):
+        await read_body(current_app.extensions["hostpulse"].limits.max_content_length)
+    return jsonify({"user": user, "uuid": uuid})
+
+
+@bp.post("/api/exec/<uuid>")
+async def exec_job(uuid: str) -> Response:
+    check_job_id(uuid)
+    require_json(request.mimetype)
+    settings = current_app.extensions["hostpulse"]
+    argv = exec_argv(decode_json(await read_body(settings.limits.max_content_length)), settings)
+    return jsonify(await current_app.extensions["hostpulse.jobs"].start(uuid, argv))
+
+
+@bp.route("/api/poll/<uuid>", methods=["GET", "POST"])
+async def poll_job(uuid: str) -> Response:
+    check_job_id(uuid)
+    settings = current_app.extensions["hostpulse"]
+    store = current_app.extensions["hostpulse.store"]
+    state = await asyncio.to_thread(store.poll_job, uuid, settings.jobs.line_num)
+    return jsonify(poll_answer(state))

@@ -1,0 +1,45 @@
+"""Seed 002's form and file uploads, sent back with ``send_file``, and stored uploads."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Blueprint, Response, abort, current_app, jsonify, request
+from werkzeug.datastructures import CombinedMultiDict
+
+from app.files import send_stored
+from app.forms import read_form
+from hostpulse.payloads import demo_fields, demo_id
+from hostpulse.uploads import resolve
+
+bp = Blueprint("demo", __name__)
+
+
+async def file_response(name: str) -> Response:
+    path = await asyncio.to_thread(resolve, current_app.extensions["hostpulse"].uploads, name)
+    if path is None:
+        abort(404)
+    return await send_stored(path)
+
+
+@bp.get("/demo")
+async def demo_query() -> Response:
+    return jsonify(demo_fields(request.args))
+
+
+@bp.post("/demo")
+async def demo_upload() -> Response | str:
+    form, upload = await read_form(current_app.extensions["hostpulse"])
+    if upload is None:
+        return demo_id(CombinedMultiDict([request.args, form]))
+    try:
+        name = await asyncio.to_thread(upload.sink.commit, upload.filename)
+    except BaseException:
+        await asyncio.to_thread(upload.sink.abort)
+        raise
+    return await file_response(name)
+
+
+@bp.get("/files/<name>")
+async def stored_file(name: str) -> Response:
+    return await file_response(name)

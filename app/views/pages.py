@@ -1,0 +1,42 @@
+"""Seed 002's pages and seed 000's legacy metrics post on ``/``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Blueprint, Response, current_app, g, redirect, url_for
+
+from app.requests import read_body
+from hostpulse.payloads import legacy_echo, legacy_list
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+async def hello_world() -> str:
+    return "Hello, World!"
+
+
+@bp.post("/")
+async def legacy_post() -> Response:
+    settings = current_app.extensions["hostpulse"]
+    data = await read_body(settings.limits.max_content_length)
+    if legacy_list(data):
+        store = current_app.extensions["hostpulse.store"]
+        await asyncio.to_thread(store.add_legacy_post, g.user.username, data.decode("utf-8", "replace"))
+    return Response(legacy_echo(data), mimetype="text/plain")
+
+
+@bp.get("/usrname")
+async def admin() -> Response:
+    return redirect(url_for("pages.login"))
+
+
+@bp.get("/login")
+async def login() -> str:
+    return "Please login first"
+
+
+@bp.get("/regist")
+async def regist() -> str:
+    return "Registration is not open yet"
