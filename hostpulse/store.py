@@ -93,10 +93,16 @@ class Store:
 
     # health -------------------------------------------------------------------------
 
-    def check_writable(self) -> bool:
+    def check_writable(self, timeout_ms: int = 2000) -> bool:
+        """A real write, waiting at most ``timeout_ms`` for the lock: a probe must answer soon."""
         try:
-            with self.transaction() as db:
-                db.execute("INSERT OR REPLACE INTO health (key, at) VALUES ('probe', ?)", (time.time(),))
+            db = self._connect()
+            db.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
+            try:
+                with self.transaction():
+                    db.execute("INSERT OR REPLACE INTO health (key, at) VALUES ('probe', ?)", (time.time(),))
+            finally:
+                db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.Error:
             self.close()
             return False

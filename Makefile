@@ -1,0 +1,32 @@
+# Two commands on a fresh machine (python3 and make): `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test compat bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.server: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[server]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[server,dev]'
+	touch $@ $(VENV)/.server
+
+## Serve the port with Hypercorn on the embedded SQLite store (instance/).
+run: $(VENV)/.server
+	$(PY) -m hostpulse init --url http://$(HOST):$(PORT)
+	exec $(VENV)/bin/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) 'app:create_app()'
+
+## The whole test suite.
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from hostpulse.cli import main
+
+sys.exit(main())
