@@ -57,6 +57,9 @@ class Reply:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # bytes of a body the app produced for a HEAD request and the client dropped, as the
+    # servers do; not part of what a client receives (an app-level note, not a difference)
+    app_head_body: int = field(default=0, compare=False)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), else None."""
@@ -294,9 +297,10 @@ class WSGIClient(AppClient):
             raise RuntimeError("WSGI app did not call start_response")
         status = int(captured["status"].split(" ", 1)[0])
         payload = b"".join(written) + b"".join(chunks)
+        dropped = 0
         if method.upper() == "HEAD":
-            payload = b""
-        return Reply(status=status, headers=captured["headers"], body=payload)
+            dropped, payload = len(payload), b""
+        return Reply(status=status, headers=captured["headers"], body=payload, app_head_body=dropped)
 
 
 # ---------------------------------------------------------------------------- ASGI
@@ -487,9 +491,10 @@ class ASGIClient(AppClient):
         if "status" not in result:
             raise RuntimeError("ASGI app finished without sending a response")
         payload = b"".join(result["chunks"])
+        dropped = 0
         if method.upper() == "HEAD":
-            payload = b""
-        return Reply(status=result["status"], headers=result["headers"], body=payload)
+            dropped, payload = len(payload), b""
+        return Reply(status=result["status"], headers=result["headers"], body=payload, app_head_body=dropped)
 
     def request(self, method, path, *, headers=None, body=None) -> Reply:
         if self._closed:
