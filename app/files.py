@@ -11,16 +11,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from quart import Response, request, send_file
+from quart.wrappers.response import FileBody
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import remove_entity_headers
 
 from hostpulse.uploads import etag_of, mimetype_of
+
+# Quart reads a file response 8 KiB at a time, each read a thread hop: 200 MB took 5.8 s
+# (DESIGN, "Measured here"). 256 KiB a read is ~20x faster and holds 256 KiB per download.
+READ_BUFFER = 256 * 1024
+
+
+class StoredFileBody(FileBody):
+    """Quart's file body, also for a suffix range (``bytes=-N``), which Quart passes on as a
+    negative start and then fails on (500); Werkzeug sends the last N bytes."""
+
+    buffer_size = READ_BUFFER
+
+    async def make_conditional(self, begin: int, end: int | None) -> int:
+        if begin < 0:
+            begin, end = max(self.size + begin, 0), None
+        return await super().make_conditional(begin, end)
 
 
 async def send_stored(path: Path) -> Response:
     """A stored upload as Flask's ``send_file(path, mimetype, etag, conditional=True)`` sends it."""
     name = path.name
     response = await send_file(path, mimetype=mimetype_of(name), add_etags=False)
+    response.response = StoredFileBody(path)
     size = response.content_length
     response.headers["Content-Disposition"] = f"inline; filename={name}"
     response.cache_control.public = False

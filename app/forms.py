@@ -120,9 +120,15 @@ class _MultipartReader:
             self.upload = None
 
 
+# Werkzeug's decoder refuses (413) any single chunk larger than max_form_memory_size, and
+# Quart hands over everything buffered since the last read: feed it in slices of the size
+# Werkzeug's own parser reads (64 KiB), or a 1 MiB upload fails when the loop is busy.
+FEED_SIZE = 64 * 1024
+
+
 async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterator[bytes | None]:
-    """The body's chunks, then ``None`` to tell the decoder the stream has ended."""
+    """The body's chunks (at most ``FEED_SIZE`` each), then ``None``: the stream has ended."""
     async for chunk in body:
-        if chunk:
-            yield chunk
+        for start in range(0, len(chunk), FEED_SIZE):
+            yield chunk[start:start + FEED_SIZE]
     yield None

@@ -12,6 +12,7 @@ from flask import Flask
 
 from compat.flask_app import interceptors
 from compat.flask_app.jobs import JobRunner
+from compat.flask_app.requests import Request
 from compat.flask_app.views import api, data, demo, health, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
@@ -20,6 +21,7 @@ from hostpulse.store import Store
 def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
     settings = settings_module.load(instance_path)
     app = Flask(__name__, instance_path=str(settings.instance), static_folder=None)
+    app.request_class = Request
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_content_length,
         MAX_FORM_MEMORY_SIZE=settings.limits.max_form_memory_size,

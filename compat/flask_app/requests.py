@@ -1,0 +1,41 @@
+"""Flask's request, with a chunked body over ``MAX_CONTENT_LENGTH`` refused as SPEC says.
+
+Werkzeug limits a chunked body (one the server terminates, ``wsgi.input_terminated``)
+with a ``LimitedStream`` that stops silently at the limit in ``get_data()`` (so a
+truncated body reached the view) and raises on any read at the limit even when nothing
+is left. Here the answer is 413 exactly when the body has more bytes than the limit.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from flask import Request as FlaskRequest
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
+
+
+class MaxLengthStream(LimitedStream):
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        super().__init__(stream, limit, is_max=True)
+        self._raw = stream
+
+    def on_exhausted(self) -> None:
+        if self._raw.read(1):
+            raise RequestEntityTooLarge()
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted:
+            self.on_exhausted()
+        return data
+
+
+class Request(FlaskRequest):
+    @cached_property
+    def stream(self) -> IO[bytes]:  # type: ignore[override]
+        limit = self.max_content_length
+        if self.content_length is None and limit is not None and "wsgi.input_terminated" in self.environ:
+            return MaxLengthStream(self.environ["wsgi.input"], limit)
+        return super().stream

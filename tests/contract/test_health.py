@@ -1,0 +1,40 @@
+"""``GET /healthz``: alive, and 503 when the store cannot be written."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .helpers import compact_json
+
+
+def test_healthz_ok(svc):
+    reply = svc.get("/healthz")
+    assert reply.status == 200
+    assert reply.header("Content-Type") == "application/json"
+    assert reply.body == compact_json({"status": "ok", "store": "ok"})
+
+
+def test_healthz_is_public_even_with_a_bad_token(svc):
+    assert svc.get("/healthz", role="unknown").status == 200
+    assert svc.get("/healthz", role="agent").status == 200
+
+
+def test_healthz_503_while_the_store_is_locked(svc):
+    """A writer holding the database lock: the probe answers 503 (it waits a bounded time)."""
+    assert svc.get("/healthz").status == 200
+    locker = sqlite3.connect(svc.settings.db_path, isolation_level=None, timeout=5)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        reply = svc.get("/healthz")
+        assert reply.status == 503
+        assert reply.header("Content-Type") == "application/json"
+        body = reply.json()
+        assert body["error"] == "service_unavailable"
+        assert isinstance(body["message"], str) and body["message"]
+        assert body.get("store") not in (None, "ok")
+        assert reply.header("X-Request-ID")
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # the lock is gone: healthy again
+    assert svc.get("/healthz").status == 200
