@@ -28,5 +28,10 @@ run: $(VENV)/.server
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
+## The compat suite in full: in-process, live (gunicorn, Hypercorn WSGI, Hypercorn), 2,000 fuzz
+## requests and the mutant self-check; reports in compat-report.json / compat-report.html.
+compat: $(VENV)/.dev
+	$(PY) -m compat --mode all --fuzz 2000 --mutants --report compat-report.json --report compat-report.html
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -12,13 +12,23 @@ from hostpulse.errors import describe, internal_error
 from hostpulse.payloads import elapsed_ms, request_id
 
 
+def field(name: str) -> str | None:
+    """A request header as a WSGI server hands it to Flask: repeated lines joined by ``,``.
+
+    Quart keeps repeated lines apart and ``get`` answers the first; gunicorn joins them
+    (RFC 9110 5.3), so two ``Authorization`` lines are one unknown token to the Flask version.
+    """
+    values = request.headers.getlist(name)
+    return ",".join(values) if values else None
+
+
 async def authenticate() -> None:
     """Routing has matched (else the dispatch raises its 404/405); now the token and role."""
     g.started = time.perf_counter()
     if request.url_rule is None:
         return
     settings = current_app.extensions["hostpulse"]
-    g.user = authorize(settings, request.url_rule.rule, request.method, request.headers.get("Authorization"))
+    g.user = authorize(settings, request.url_rule.rule, request.method, field("Authorization"))
 
 
 async def authenticate_websocket() -> None:
@@ -29,7 +39,7 @@ async def authenticate_websocket() -> None:
 
 
 async def stamp(response: Response) -> Response:
-    response.headers["X-Request-ID"] = request_id(request.headers.get("X-Request-ID"))
+    response.headers["X-Request-ID"] = request_id(field("X-Request-ID"))
     response.headers["X-Response-Time"] = elapsed_ms(g.get("started"), time.perf_counter())
     return response
 

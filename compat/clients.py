@@ -257,9 +257,11 @@ class WSGIClient(AppClient):
                 environ[hkey] = sval
         if not has_host:
             environ["HTTP_HOST"] = DEFAULT_HOST
+        # gunicorn (the Flask version's server) always sets wsgi.input_terminated: its
+        # body reader ends at Content-Length or at the last chunk.
+        environ["wsgi.input_terminated"] = True
         if chunked:
             environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-            environ["wsgi.input_terminated"] = True
             environ["wsgi.input"] = io.BufferedReader(_ChunkedInput([body]))
         else:
             environ["wsgi.input"] = io.BytesIO(body)
