@@ -33,5 +33,10 @@ test: $(VENV)/.dev
 compat: $(VENV)/.dev
 	$(PY) -m compat --mode all --fuzz 2000 --mutants --report compat-report.json --report compat-report.html
 
+## Benchmarks: the Flask version against the port, ratio tables and bench/results/*.json (QUICK=1: ~2 min).
+bench: $(VENV)/.server
+	command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || echo "wrk not installed: the aiohttp load generator is used"
+	$(PY) -m bench $(if $(QUICK),--quick)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -10,8 +10,9 @@ import os
 
 from quart import Quart
 
-from app import interceptors
+from app import interceptors, loop_probe
 from app.jobs import JobRunner
+from app.requests import BoundedHTTPConnection, BoundedRequest
 from app.views import api, data, demo, health, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
@@ -20,6 +21,7 @@ from hostpulse.store import Store
 def create_app(instance_path: str | os.PathLike[str] | None = None) -> Quart:
     settings = settings_module.load(instance_path)
     app = Quart(__name__, instance_path=str(settings.instance), static_folder=None)
+    app.request_class, app.asgi_http_class = BoundedRequest, BoundedHTTPConnection  # body backpressure
     # Quart's own body limit misses chunked bodies and ignores per-request limits
     # (DESIGN, "Measured here"): app/requests.py counts the bytes itself.
     app.config.update(
@@ -34,6 +36,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Quart:
     app.extensions["hostpulse.jobs"] = jobs
     app.after_serving(jobs.shutdown)
     interceptors.register(app)
+    loop_probe.install(app)  # only with HOSTPULSE_LOOP_PROBE set (tests/app/test_loop_lag.py)
     for blueprint in (pages.bp, samples.bp, data.bp, demo.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

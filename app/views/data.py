@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app, jsonify
 from quart.views import MethodView
 
-from app.requests import read_body
-from hostpulse.payloads import seed_data, unpack
+from app.requests import unpack_body
+from hostpulse.payloads import seed_data
 
 bp = Blueprint("data", __name__)
 
@@ -16,8 +16,7 @@ class Data(MethodView):
         return jsonify(seed_data())
 
     async def post(self) -> Response:
-        body = await read_body(current_app.extensions["hostpulse"].limits.max_content_length)
-        return jsonify(unpack(body))
+        return jsonify(await unpack_body(current_app.extensions["hostpulse"].limits.max_content_length))
 
 
 bp.add_url_rule("/data/", view_func=Data.as_view("data"))
