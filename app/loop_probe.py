@@ -1,8 +1,12 @@
 """A ticking task that measures the event loop's lag, for the loop-health test only.
 
 With ``HOSTPULSE_LOOP_PROBE=<file>`` set, each worker ticks every ``TICK`` seconds and
-records how late each tick woke; ``<file>.<pid>`` gets ``{"ticks": n, "max_lag": s}``,
-rewritten every ``REPORT`` seconds. Unset (the default), nothing is installed.
+records how late each tick woke (``max_lag``, wall time) and how much CPU the loop's
+thread spent between two ticks (``max_busy``): blocking shows in both, while a worker
+the OS merely did not schedule on a busy machine shows only in the first.
+``<file>.<pid>`` gets ``{"ticks": n, "lag": [s, ...], "busy": [s, ...]}``, the maxima of
+each ``REPORT``-second window so far, rewritten every window. Unset (the default),
+nothing is installed.
 """
 
 from __future__ import annotations
@@ -19,17 +23,22 @@ REPORT = 0.1
 
 
 async def _tick(path: str) -> None:
-    ticks, max_lag, last_report = 0, 0.0, time.perf_counter()
+    ticks, lags, busy, last_report = 0, [0.0], [0.0], time.perf_counter()
     while True:
-        before = time.perf_counter()
+        before, cpu_before = time.perf_counter(), time.thread_time()
         await asyncio.sleep(TICK)
         now = time.perf_counter()
         ticks += 1
-        max_lag = max(max_lag, now - before - TICK)
+        lags[-1] = max(lags[-1], now - before - TICK)
+        busy[-1] = max(busy[-1], time.thread_time() - cpu_before)
         if now - last_report >= REPORT:
             last_report = now
-            with open(f"{path}.{os.getpid()}", "w") as f:
-                json.dump({"ticks": ticks, "max_lag": max_lag}, f)
+            target = f"{path}.{os.getpid()}"
+            with open(target + ".tmp", "w") as f:
+                json.dump({"ticks": ticks, "lag": lags, "busy": busy}, f)
+            os.replace(target + ".tmp", target)  # a reader never sees half a file
+            lags.append(0.0)
+            busy.append(0.0)
 
 
 def install(app: Quart) -> None:
