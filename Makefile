@@ -19,10 +19,14 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[server,dev]'
 	touch $@ $(VENV)/.server
 
-## Serve the port with Hypercorn on the embedded SQLite store (instance/).
+## Serve the port with Hypercorn on the embedded SQLite store (instance/), with one local
+## agent streaming this machine's metrics to it (stopped with the server).
 run: $(VENV)/.server
 	$(PY) -m hostpulse init --url http://$(HOST):$(PORT)
-	exec $(VENV)/bin/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) 'app:create_app()'
+	$(PY) -m agent --config "$${HOSTPULSE_INSTANCE:-instance}/agent.toml" & agent=$$!; \
+	trap 'kill $$agent 2>/dev/null; wait $$agent' EXIT; \
+	trap 'exit 0' INT TERM; \
+	$(VENV)/bin/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) 'app:create_app()'
 
 ## The whole test suite.
 test: $(VENV)/.dev

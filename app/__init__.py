@@ -13,7 +13,7 @@ from quart import Quart
 from app import interceptors, loop_probe
 from app.jobs import JobRunner
 from app.requests import BoundedHTTPConnection, BoundedRequest
-from app.views import api, data, demo, health, pages, samples
+from app.views import api, data, demo, health, metrics, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
 
@@ -37,6 +37,6 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Quart:
     app.after_serving(jobs.shutdown)
     interceptors.register(app)
     loop_probe.install(app)  # only with HOSTPULSE_LOOP_PROBE set (tests/app/test_loop_lag.py)
-    for blueprint in (pages.bp, samples.bp, data.bp, demo.bp, api.bp, health.bp):
+    for blueprint in (pages.bp, samples.bp, data.bp, demo.bp, api.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

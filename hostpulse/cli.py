@@ -44,7 +44,8 @@ def init(args: argparse.Namespace) -> int:
     settings.scripts.mkdir(parents=True, exist_ok=True)
     _write_private(
         settings.instance / "agent.toml",
-        f'# the local agent started by make run\nserver = "{args.url}"\ntoken = "{tokens["agent"]}"\n',
+        f'# the local agent started by make run\nserver = "{args.url}"\ntoken = "{tokens["agent"]}"\n'
+        'spool = "agent-spool"\ninterval = 5\n',
     )
     print(f"hostpulse: wrote {path} (mode 0600); the tokens are shown this once:")
     for role, token in tokens.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -29,7 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hostpulse import sqlite
 from hostpulse.samples import Batch
+
+try:  # Unix: writers of several processes queue on a file lock
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout alone
+    fcntl = None  # type: ignore[assignment]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series_batches (
@@ -64,6 +71,7 @@ CREATE TABLE IF NOT EXISTS series_runs (
     host TEXT NOT NULL,
     run TEXT NOT NULL,
     dropped INTEGER NOT NULL,
+    seq INTEGER NOT NULL,  -- the batch that reported ``dropped``
     PRIMARY KEY (host, run)
 ) WITHOUT ROWID;
 """
@@ -78,10 +86,12 @@ _UPSERT_HOST = """
 INSERT INTO series_hosts (host, last_seen) VALUES (?, ?)
 ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
 """
-# An agent's drop counter only grows within a run; a stale re-sent batch must not lower it.
+# An agent's drop counter as its newest batch reports it: a re-sent older batch does
+# not change it (the agent may lower it, when a batch it dropped proves to be stored).
 _UPSERT_RUN = """
-INSERT INTO series_runs (host, run, dropped) VALUES (?, ?, ?)
-ON CONFLICT (host, run) DO UPDATE SET dropped = max(dropped, excluded.dropped)
+INSERT INTO series_runs (host, run, dropped, seq) VALUES (?, ?, ?, ?)
+ON CONFLICT (host, run) DO UPDATE SET dropped = excluded.dropped, seq = excluded.seq
+WHERE excluded.seq >= series_runs.seq
 """
 
 METRIC_PREFIX = "hostpulse_"
@@ -129,7 +139,13 @@ class SeriesStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer_fd = (
+            os.open(self.path.with_name(self.path.name + ".series-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            if fcntl is not None
+            else None
+        )
         with self._transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -140,28 +156,43 @@ class SeriesStore:
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db = sqlite.connect(self.path)
             self._local.db = db
             with self._lock:
                 self._all.append(db)
         return db
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time, across threads and worker processes, handed over at once.
+
+        SQLite's own busy handler makes a waiting writer sleep (1, 2, 5 ... 100 ms) and
+        poll: with two Hypercorn workers committing all the time, that sleeping was most
+        of the acknowledgement latency. A blocking ``flock`` wakes the next writer as soon
+        as the lock is free.
+        """
+        with self._writer:
+            if self._writer_fd is None:
+                yield
+                return
+            fcntl.flock(self._writer_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._writer_fd, fcntl.LOCK_UN)
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE``: take the write lock up front (no upgrade deadlock)."""
         db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._writing():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection (at shutdown, once no call is running)."""
@@ -170,6 +201,9 @@ class SeriesStore:
         for db in connections:
             db.close()
         self._local = threading.local()
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)
+            self._writer_fd = None
 
     # -- writing ----------------------------------------------------------------------
 
@@ -188,7 +222,7 @@ class SeriesStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (batch.host, batch.run, batch.seq, received, len(batch.samples)),
                 ).rowcount
-                db.execute(_UPSERT_RUN, (batch.host, batch.run, batch.dropped))
+                db.execute(_UPSERT_RUN, (batch.host, batch.run, batch.dropped, batch.seq))
                 db.execute(_UPSERT_HOST, (batch.host, received))
                 if not inserted:
                     continue
@@ -243,6 +277,10 @@ class SeriesStore:
                 "SELECT host, last_seen FROM series_hosts ORDER BY host"
             )
         ]
+
+    def has_host(self, host: str) -> bool:
+        db = self._connect()
+        return db.execute("SELECT 1 FROM series_hosts WHERE host = ?", (host,)).fetchone() is not None
 
     def series(
         self,
@@ -389,21 +427,21 @@ class GroupCommitter:
     async def _run(self) -> None:
         assert self._wake is not None and self._full is not None
         while True:
-            await self._wake.wait()
-            if self._closed and not self._queue:
-                return
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             if self.max_delay > 0 and len(self._queue) < self.max_batches and not self._closed:
                 try:
                     await asyncio.wait_for(self._full.wait(), self.max_delay)
                 except TimeoutError:
                     pass
             taken, self._queue = self._queue[: self.max_batches], self._queue[self.max_batches :]
-            if not self._queue:
-                self._wake.clear()
             if len(self._queue) < self.max_batches:
                 self._full.clear()
-            if taken:
-                await self._commit(taken)
+            await self._commit(taken)
 
     async def _commit(self, taken: list[tuple[Batch, asyncio.Future[int]]]) -> None:
         try:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hostpulse import sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS legacy_posts (
     id INTEGER PRIMARY KEY,
@@ -66,10 +68,7 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db = sqlite.connect(self.path)
             self._local.db = db
         return db
 
@@ -102,7 +101,7 @@ class Store:
                 with self.transaction():
                     db.execute("INSERT OR REPLACE INTO health (key, at) VALUES ('probe', ?)", (time.time(),))
             finally:
-                db.execute("PRAGMA busy_timeout=30000")
+                db.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
         except sqlite3.Error:
             self.close()
             return False

@@ -1,4 +1,5 @@
-"""`make run` on an empty instance folder: tokens written once (0600), the port served."""
+"""`make run` on an empty instance folder: tokens written once (0600), the port served,
+and the local agent's samples visible at once."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import os
 import re
 import stat
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.support import ROOT, free_port, http, serve
@@ -30,6 +33,17 @@ def test_make_run_writes_tokens_once_and_serves_the_port(tmp_path: Path) -> None
         status, _, body = http("GET", f"{base}/_get_current_user", headers={"Authorization": f"Bearer {admin.group(1)}"})
         assert status == 200 and json.loads(body)["username"] == "admin"
         assert http("GET", f"{base}/_get_current_user")[0] == 401
+        viewer = re.search(r"^\s+viewer\s+(\S+)$", output, re.M)
+        assert viewer, output
+        hosts: list[dict[str, object]] = []
+        deadline = time.monotonic() + 60
+        while not hosts and time.monotonic() < deadline:  # the local agent's first batch
+            status, _, body = http("GET", f"{base}/hosts", headers={"Authorization": f"Bearer {viewer.group(1)}"})
+            assert status == 200, body
+            hosts = json.loads(body)["hosts"]
+            time.sleep(0.5)
+        assert [h["host"] for h in hosts] == [socket.gethostname().lower()], hosts
+        assert any(name.startswith("cpu_percent") for name in hosts[0]["latest"]), hosts[0]
     config = tmp_path / "instance" / "config.toml"
     for private in (config, tmp_path / "instance" / "agent.toml"):
         assert stat.S_IMODE(os.stat(private).st_mode) == 0o600

@@ -1,0 +1,258 @@
+"""Sending spooled batches to the service and handling its acknowledgements.
+
+Two transports with one behaviour: :class:`WebSocketSender` streams batches as text
+frames on ``/ws/agent`` (up to ``window`` unacknowledged at once) and
+:class:`HttpSender` posts them one by one to ``/ingest``, for networks that block
+WebSockets. Either way a batch leaves the spool only when the service acknowledges it
+(``{"ack": seq, "run": run}``); everything else is sent again after a reconnect.
+
+The service's answer to a batch decides its fate:
+
+- ``ack``: stored (maybe before: the service stores each ``(host, run, seq)`` once);
+  forget it.
+- an error about the batch itself (``bad_request``, ``missing_field``,
+  ``payload_too_large``, ...): it will never be accepted; drop it and count its samples.
+- an error about the service or the token (5xx, 401, 403, 429): keep the batch, back
+  off, reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from agent.backoff import Backoff
+from agent.spool import Entry, Spool
+
+log = logging.getLogger("hostpulse.agent")
+
+# Error codes that say nothing is wrong with the batch: try again later.
+RETRY_CODES = frozenset(
+    {"internal_server_error", "service_unavailable", "too_many_requests", "unauthorized", "forbidden"}
+)
+# Over HTTP only these say "this batch will never be accepted"; any other non-200 is retried.
+REFUSED_STATUSES = frozenset({400, 413, 422})
+# A connection that stayed up this long was healthy, acked or not.
+HEALTHY_AFTER = 30.0
+
+
+class Disconnect(Exception):
+    """The link is unusable for now (refused, closed, a retryable error); the reason is the message."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        if exc.status in (401, 403):
+            return f"the service refused the token (HTTP {exc.status})"
+        return f"WebSocket handshake failed (HTTP {exc.status})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, Disconnect):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Sender:
+    """What both transports share: the spool, the wake-up event, backoff and logs."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        spool: Spool,
+        session: aiohttp.ClientSession,
+        wake: asyncio.Event,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = url
+        self.spool = spool
+        self.session = session
+        self.wake = wake  # set when there is something new to send
+        self.backoff = backoff or Backoff()
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.connected = False
+        self.acked = 0
+        self.refused = 0
+        self._flushing = False
+        self._interrupt = asyncio.Event()
+
+    def backlog(self) -> str:
+        return f"backlog {len(self.spool)} batches, {self.spool.size} bytes"
+
+    async def run(self) -> None:
+        """Send forever: connect, send, and after any failure wait and reconnect."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self.connection()
+                reason = "closed by the service"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure of the link ends in a reconnect
+                reason = _describe(exc)
+            self.spool.release()
+            if time.monotonic() - started >= HEALTHY_AFTER:
+                self.backoff.reset()
+            delay = self.backoff.next()
+            if self._flushing:  # the agent is about to exit: short, steady retries
+                delay = min(delay, 0.25)
+            level = logging.ERROR if "refused the token" in reason else logging.WARNING
+            what = "disconnected from" if self.connected else "could not connect to"
+            self.connected = False
+            log.log(level, "%s %s: %s; retrying in %.1f s (%s)", what, self.url, reason, delay, self.backlog())
+            try:
+                await asyncio.wait_for(self._interrupt.wait(), delay)
+            except TimeoutError:
+                pass
+            self._interrupt.clear()
+
+    def retry_now(self) -> None:
+        """The agent is flushing before it exits: end the current backoff wait and keep
+        later ones short."""
+        self._flushing = True
+        self._interrupt.set()
+
+    async def connection(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_connected(self) -> None:
+        self.connected = True
+        log.info("connected to %s (%s)", self.url, self.backlog())
+
+    def on_answer(self, answer: Any) -> None:
+        """Apply one answer of the service to the spool; :class:`Disconnect` for a
+        retryable error."""
+        if not isinstance(answer, dict):
+            raise Disconnect(f"unexpected answer {str(answer)[:200]!r}")
+        if "ack" in answer:
+            seq, run = answer.get("ack"), answer.get("run")
+            if not isinstance(seq, int) or not isinstance(run, str):
+                raise Disconnect(f"malformed acknowledgement {answer!r}")
+            self.acked += 1
+            self.backoff.reset()
+            self.spool.ack(run, seq)
+            return
+        code = str(answer.get("error", "error"))
+        message = str(answer.get("message", ""))
+        seq = answer.get("seq")
+        if code in RETRY_CODES or not isinstance(seq, int):
+            raise Disconnect(f"the service answered {code}: {message}")
+        dropped = self.spool.discard(seq)
+        self.refused += 1
+        log.error(
+            "the service refused batch %d (%s: %s); dropped its %d samples",
+            seq, code, message, dropped.samples if dropped else 0,
+        )
+
+
+class WebSocketSender(Sender):
+    """Batches as text frames on one WebSocket, up to ``window`` awaiting their ack."""
+
+    def __init__(self, *args: Any, window: int = 32, heartbeat: float = 20.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.window = window
+        self.heartbeat = heartbeat
+        self._in_flight: dict[int, Entry] = {}
+        self._room = asyncio.Event()
+
+    async def connection(self) -> None:
+        async with self.session.ws_connect(
+            self.url, headers=self.headers, heartbeat=self.heartbeat, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+        ) as ws:
+            self.on_connected()
+            self._in_flight = {}
+            sending = asyncio.create_task(self._send(ws))
+            receiving = asyncio.create_task(self._receive(ws))
+            try:
+                done, _ = await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sending, receiving):
+                    task.cancel()
+                await asyncio.gather(sending, receiving, return_exceptions=True)
+            for task in done:
+                task.result()  # re-raise why the connection ended
+            if ws.close_code is not None:
+                raise Disconnect(f"closed by the service (code {ws.close_code})")
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        last_sent = -1
+        while True:
+            self.wake.clear()
+            self._room.clear()
+            room = self.window - len(self._in_flight)
+            for entry in self.spool.pending(after=last_sent, limit=max(room, 0)):
+                body = self.spool.checkout(entry)
+                last_sent = entry.seq
+                if body is None:  # dropped from a full spool meanwhile
+                    continue
+                self._in_flight[entry.seq] = entry
+                await ws.send_str(body.decode())
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self._room.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                try:
+                    answer = json.loads(msg.data)
+                except ValueError:
+                    raise Disconnect(f"the service sent non-JSON {msg.data[:200]!r}") from None
+                if isinstance(answer, dict):
+                    seq = answer.get("ack", answer.get("seq"))
+                    if isinstance(seq, int):
+                        self._in_flight.pop(seq, None)
+                self.on_answer(answer)
+                self._room.set()
+            elif msg.type == aiohttp.WSMsgType.ERROR:
+                raise Disconnect(f"WebSocket error: {ws.exception()}")
+        raise Disconnect(f"closed by the service (code {ws.close_code})")
+
+
+class HttpSender(Sender):
+    """Batches posted one at a time to ``/ingest``."""
+
+    def __init__(self, *args: Any, timeout: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.headers["Content-Type"] = "application/json"
+
+    async def connection(self) -> None:
+        while True:
+            self.wake.clear()
+            for entry in self.spool.pending(limit=64):
+                body = self.spool.checkout(entry)
+                if body is None:
+                    continue
+                await self._post(entry, body)
+            if not len(self.spool):
+                await self.wake.wait()
+
+    async def _post(self, entry: Entry, body: bytes) -> None:
+        async with self.session.post(self.url, data=body, headers=self.headers, timeout=self.timeout) as resp:
+            text = await resp.text(errors="replace")
+        if not self.connected:
+            self.on_connected()
+        if resp.status != 200 and resp.status not in REFUSED_STATUSES:
+            # A wrong URL (404), a proxy, an outage, the token: nothing wrong with the batch.
+            raise Disconnect(f"HTTP {resp.status}: {text.strip()[:200]}")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise Disconnect(f"HTTP {resp.status} with a non-JSON body {text[:200]!r}") from None
+        if resp.status in REFUSED_STATUSES and isinstance(answer, dict) and answer.get("seq") is None:
+            answer["seq"] = entry.seq  # refused before the service could read the seq
+        self.on_answer(answer)
+
+
+__all__ = ["Disconnect", "HttpSender", "Sender", "WebSocketSender"]

@@ -1,0 +1,303 @@
+"""The series store on real SQLite files: exactly-once, group commit, queries, retention,
+Prometheus text, and the async group committer."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hostpulse.samples import Batch, Sample, validate_batch
+from hostpulse.series import GroupCommitter, SeriesStore, metric_name
+
+
+def batch(seq: int, host: str = "web-1", run: str = "run1", ts: float = 1000.0,
+          values: dict[str, float] | None = None, dropped: int = 0, n: int = 1) -> Batch:
+    samples = tuple(Sample(ts + i, dict(values or {"cpu_percent": float(seq)})) for i in range(n))
+    return Batch(host, run, seq, samples, dropped)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SeriesStore:
+    s = SeriesStore(tmp_path / "hostpulse.sqlite3", retention=3600.0)
+    yield s
+    s.close()
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+def test_store_uses_wal_full_sync_and_prefixed_tables(store: SeriesStore) -> None:
+    db = store._connect()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    tables = {r[0] for r in rows(store.path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables and all(t.startswith("series_") for t in tables)
+
+
+def test_repeated_batch_is_acknowledged_and_stored_once(store: SeriesStore) -> None:
+    b = batch(7, n=3)
+    assert store.store_batches([b]) == [7]
+    assert store.store_batches([b]) == [7]
+    assert store.store_batches([b, b]) == [7, 7]
+    assert store.batch_keys() == [("web-1", "run1", 7)]
+    assert store.sample_count() == 3
+
+
+def test_duplicate_inside_one_group_is_stored_once(store: SeriesStore) -> None:
+    assert store.store_batches([batch(1), batch(2), batch(1)]) == [1, 2, 1]
+    assert store.sample_count("web-1") == 2
+
+
+def test_same_seq_in_another_run_or_host_is_a_different_batch(store: SeriesStore) -> None:
+    store.store_batches([batch(1), batch(1, run="run2"), batch(1, host="web-2")])
+    assert len(store.batch_keys()) == 3
+    assert store.batch_keys("web-2") == [("web-2", "run1", 1)]
+    assert store.sample_count() == 3
+
+
+def test_group_commit_is_one_transaction(store: SeriesStore) -> None:
+    # A bad row (NULL host breaks NOT NULL) in the middle rolls back the whole group.
+    bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.store_batches([batch(1), bad, batch(3)])
+    assert store.batch_keys() == []
+    assert store.sample_count() == 0
+    assert store.store_batches([batch(1), batch(3)]) == [1, 3]
+
+
+def test_committed_batches_are_visible_to_another_connection(store: SeriesStore) -> None:
+    store.store_batches([batch(s) for s in range(5)])
+    assert rows(store.path, "SELECT count(*) FROM series_batches") == [(5,)]
+
+
+def test_stores_from_many_threads_lose_nothing(store: SeriesStore) -> None:
+    def worker(host: str) -> None:
+        for seq in range(20):
+            store.store_batches([batch(seq, host=host)])
+
+    threads = [threading.Thread(target=worker, args=(f"h{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.batch_keys()) == 80
+    assert store.sample_count() == 80
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+def test_hosts_have_last_seen_latest_values_and_drops(store: SeriesStore) -> None:
+    store.store_batches([batch(1, ts=100.0, values={"a": 1.0, "b": 2.0}, dropped=2)], now=5000.0)
+    store.store_batches([batch(2, ts=200.0, values={"a": 3.0}, dropped=5)], now=5001.0)
+    # A late re-send of an older batch neither rewinds the latest value nor the counter.
+    store.store_batches([batch(0, ts=50.0, values={"a": -1.0}, dropped=1)], now=5002.0)
+    store.store_batches([batch(1, host="db-1", run="other", values={"c": 9.0}, dropped=4)], now=4000.0)
+    hosts = {h.host: h for h in store.hosts()}
+    assert hosts["web-1"].latest == {"a": 3.0, "b": 2.0}
+    assert hosts["web-1"].last_seen == 5002.0
+    assert hosts["web-1"].dropped == 5
+    assert hosts["db-1"].dropped == 4 and hosts["db-1"].latest == {"c": 9.0}
+    assert [h.host for h in store.hosts()] == ["db-1", "web-1"]
+
+
+def test_drops_add_up_over_runs(store: SeriesStore) -> None:
+    store.store_batches([batch(1, run="a", dropped=3), batch(1, run="b", dropped=4)])
+    assert store.hosts()[0].dropped == 7
+
+
+def test_the_newest_batch_of_a_run_says_how_many_were_dropped(store: SeriesStore) -> None:
+    # The agent lowers its counter when a batch it dropped proves stored after all.
+    store.store_batches([batch(5, dropped=4)])
+    store.store_batches([batch(6, dropped=3)])
+    assert store.hosts()[0].dropped == 3
+    store.store_batches([batch(2, dropped=9)])  # an old batch sent again: no say
+    assert store.hosts()[0].dropped == 3
+
+
+def test_series_raw_is_oldest_first_and_bounded(store: SeriesStore) -> None:
+    # Stored out of order: the query orders by time.
+    store.store_batches([batch(s, ts=float(t), values={"x": float(t)}) for s, t in enumerate([30, 10, 20, 40])])
+    assert store.series("web-1", "x") == [(10.0, 10.0), (20.0, 20.0), (30.0, 30.0), (40.0, 40.0)]
+    assert store.series("web-1", "x", since=20, until=30) == [(20.0, 20.0), (30.0, 30.0)]
+    assert store.series("web-1", "x", limit=2) == [(10.0, 10.0), (20.0, 20.0)]
+    assert store.series("web-1", "nope") == []
+    assert store.series("web-2", "x") == []
+
+
+def test_series_with_step_is_the_mean_per_bucket(store: SeriesStore) -> None:
+    points = {0: 1.0, 5: 3.0, 9.9: 5.0, 10: 10.0, 25: 7.0, 29: 9.0}
+    store.store_batches([batch(s, ts=float(t), values={"x": v}) for s, (t, v) in enumerate(points.items())])
+    assert store.series("web-1", "x", step=10) == [(0.0, 3.0), (10.0, 10.0), (20.0, 8.0)]
+    assert store.series("web-1", "x", step=10, since=5, until=26) == [(0.0, 4.0), (10.0, 10.0), (20.0, 7.0)]
+    assert store.series("web-1", "x", step=0.5, since=9, until=10) == [(9.5, 5.0), (10.0, 10.0)]
+    with pytest.raises(ValueError):
+        store.series("web-1", "x", step=0)
+
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def test_prune_forgets_old_samples_batches_and_hosts(store: SeriesStore) -> None:
+    store.store_batches([batch(1, ts=1000.0, values={"x": 1.0})], now=1000.0)
+    store.store_batches([batch(2, ts=5000.0, values={"x": 2.0})], now=5000.0)
+    store.store_batches([batch(1, host="gone", ts=1000.0)], now=1000.0)
+    assert store.prune(now=5000.0) == 2  # cutoff 1400: the two samples at ts=1000
+    assert store.series("web-1", "x") == [(5000.0, 2.0)]
+    assert store.batch_keys() == [("web-1", "run1", 2)]
+    assert [h.host for h in store.hosts()] == ["web-1"]
+    assert store.prune(now=5000.0) == 0
+
+
+def test_infinite_retention_keeps_everything(tmp_path: Path) -> None:
+    s = SeriesStore(tmp_path / "s.db", retention=math.inf)
+    s.store_batches([batch(1, ts=0.0)], now=0.0)
+    assert s.prune(now=1e12) == 0 and s.sample_count() == 1
+    with pytest.raises(ValueError):
+        SeriesStore(tmp_path / "t.db", retention=0)
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    s = SeriesStore(tmp_path / "s.db", retention=3600)
+    s.store_batches([batch(1), batch(2)])
+    s.close()
+    again = SeriesStore(tmp_path / "s.db", retention=3600)
+    assert again.store_batches([batch(2)]) == [2]
+    assert again.sample_count() == 2
+
+
+# --- Prometheus text ---------------------------------------------------------------------
+
+
+def test_metric_names_are_sanitised() -> None:
+    assert metric_name("disk_usage./.percent") == "hostpulse_disk_usage_percent"
+    assert metric_name("cpu_percent.0") == "hostpulse_cpu_percent_0"
+    assert metric_name("a-b:c d") == "hostpulse_a_b_c_d"
+    assert metric_name("...") == "hostpulse_unnamed"
+
+
+def test_prometheus_text_parses_with_prometheus_client(store: SeriesStore) -> None:
+    values = {
+        "cpu_percent": 12.5,
+        "cpu_percent.0": 3.0,
+        "disk_usage./.percent": 40.0,
+        "disk_usage./boot.percent": 20.0,
+        "a.b": 1.0,
+        "a_b": 2.0,
+        'odd "name" \\ here': 1e-05,
+    }
+    store.store_batches([batch(1, values=values, dropped=6)], now=1234.5)
+    store.store_batches([batch(1, host="db-1", values={"cpu_percent": 1.0})], now=1000.0)
+    text = store.prometheus_text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+
+    assert families["hostpulse_cpu_percent"].type == "gauge"
+    assert samples[("hostpulse_cpu_percent", (("host", "web-1"),))] == 12.5
+    assert samples[("hostpulse_cpu_percent", (("host", "db-1"),))] == 1.0
+    assert samples[("hostpulse_cpu_percent_0", (("host", "web-1"),))] == 3.0
+    assert samples[("hostpulse_disk_usage_boot_percent", (("host", "web-1"),))] == 20.0
+    # Two names sanitising alike are told apart by a label with the original name.
+    assert samples[("hostpulse_a_b", (("host", "web-1"), ("series", "a.b")))] == 1.0
+    assert samples[("hostpulse_a_b", (("host", "web-1"), ("series", "a_b")))] == 2.0
+    assert samples[("hostpulse_odd_name_here", (("host", "web-1"),))] == 1e-05
+    assert samples[("hostpulse_host_last_seen_seconds", (("host", "web-1"),))] == 1234.5
+    assert families["hostpulse_agent_dropped_samples"].type == "counter"
+    assert samples[("hostpulse_agent_dropped_samples_total", (("host", "web-1"),))] == 6
+    assert samples[("hostpulse_agent_dropped_samples_total", (("host", "db-1"),))] == 0
+    # Each family once, its samples together: a valid exposition.
+    type_lines = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert len(type_lines) == len(set(type_lines)) == len(families)
+
+
+def test_label_values_are_escaped(store: SeriesStore) -> None:
+    store.store_batches([batch(1, values={'a"b': 1.0, "a\\b": 2.0, "a b": 3.0})])
+    text = store.prometheus_text()
+    assert 'series="a\\"b"' in text and 'series="a\\\\b"' in text
+    got = {s.labels["series"]: s.value for f in text_string_to_metric_families(text)
+           for s in f.samples if "series" in s.labels}
+    assert got == {'a"b': 1.0, "a\\b": 2.0, "a b": 3.0}
+
+
+def test_empty_store_renders_empty_text(store: SeriesStore) -> None:
+    assert store.prometheus_text() == ""
+
+
+# --- GroupCommitter ----------------------------------------------------------------------
+
+
+async def test_group_committer_commits_many_submissions_together(store: SeriesStore) -> None:
+    committer = GroupCommitter(store, max_batches=1000, max_delay=0.05)
+    acks = await asyncio.gather(*(committer.submit(batch(s)) for s in range(100)))
+    assert acks == list(range(100))
+    assert committer.commits < 100  # grouped: fewer transactions than batches
+    assert len(store.batch_keys()) == 100
+    await committer.close()
+
+
+async def test_group_committer_respects_max_batches(store: SeriesStore) -> None:
+    committer = GroupCommitter(store, max_batches=10, max_delay=0.2)
+    acks = await asyncio.gather(*(committer.submit(batch(s)) for s in range(35)))
+    assert acks == list(range(35))
+    assert committer.commits >= 4  # never more than 10 per transaction
+    await committer.close()
+
+
+async def test_ack_only_after_the_commit_is_visible(store: SeriesStore) -> None:
+    committer = GroupCommitter(store)
+    ack = await committer.submit(batch(5))
+    # Another connection (another process would see the same) finds the batch already.
+    assert ack == 5
+    assert rows(store.path, "SELECT seq FROM series_batches") == [(5,)]
+    assert await committer.submit(batch(5)) == 5
+    assert store.sample_count() == 1
+    await committer.close()
+
+
+async def test_failed_commit_reaches_every_caller_and_committer_recovers(store: SeriesStore) -> None:
+    committer = GroupCommitter(store, max_delay=0.05)
+    bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
+    results = await asyncio.gather(committer.submit(batch(1)), committer.submit(bad), return_exceptions=True)
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results)
+    assert await committer.submit(batch(3)) == 3
+    assert store.batch_keys() == [("web-1", "run1", 3)]
+    await committer.close()
+
+
+async def test_close_commits_what_is_queued(store: SeriesStore) -> None:
+    committer = GroupCommitter(store, max_delay=0.2)
+    pending = [asyncio.ensure_future(committer.submit(batch(s))) for s in range(5)]
+    await asyncio.sleep(0)
+    await committer.close()
+    assert await asyncio.gather(*pending) == list(range(5))
+    assert len(store.batch_keys()) == 5
+    with pytest.raises(RuntimeError):
+        await committer.submit(batch(9))
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_commit(store: SeriesStore) -> None:
+    committer = GroupCommitter(store, max_delay=0.05)
+    waiting = asyncio.ensure_future(committer.submit(batch(1)))
+    other = asyncio.ensure_future(committer.submit(batch(2)))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    assert await other == 2
+    await committer.close()
+    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 2)]
+
+
+def test_validated_batches_store_unchanged(store: SeriesStore) -> None:
+    b = validate_batch({"host": "Web-1", "run": "r", "seq": 3, "samples": [{"ts": 5, "values": {"n": 2}}]})
+    store.store_batches([b])
+    assert store.series("web-1", "n") == [(5.0, 2.0)]
