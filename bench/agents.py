@@ -45,17 +45,6 @@ VIEWER_TOKEN = "bench-agents-viewer-token"
 MiB = 1024 * 1024
 
 
-def service_app() -> Any:
-    """The port with the metrics blueprint (registered here if ``create_app`` does not yet)."""
-    import app as port
-    from app.views import metrics
-
-    service = port.create_app()
-    if metrics.bp.name not in service.blueprints:
-        service.register_blueprint(metrics.bp)
-    return service
-
-
 def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -228,7 +217,7 @@ def start_service(instance: Path, port: int, workers: int) -> subprocess.Popen[b
     proc = subprocess.Popen(
         [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--access-logfile", "-", "--access-logformat", "-",
-         "bench.agents:service_app()"],
+         "app:create_app()"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "HOSTPULSE_INSTANCE": str(instance)},
     )

@@ -52,10 +52,10 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 class Service:
-    """The port (``tests.agent.service:create_app()``) under a real Hypercorn; restartable
+    """The port (``app:create_app()``) under a real Hypercorn; restartable
     on the same port and instance folder, so a SIGKILL and a restart look like a crash."""
 
-    def __init__(self, instance: Path, workers: int = 1, factory: str = "tests.agent.service:create_app()",
+    def __init__(self, instance: Path, workers: int = 1, factory: str = "app:create_app()",
                  server: str = "hypercorn") -> None:
         self.instance = instance
         self.workers = workers
