@@ -179,17 +179,9 @@ def _fast_steps(raw: bytes) -> Generator[None, None, dict[str, Any] | None]:
         _local.parser = parser
 
 
-def unpack_fast(raw: bytes) -> dict[str, Any] | None:
-    """``payloads.unpack(raw)`` when simdjson can prove ``json.loads`` would agree, else ``None``."""
-    steps = _fast_steps(raw)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
-async def _unpack_fast_async(raw: bytes) -> dict[str, Any] | None:
+async def unpack_fast(raw: bytes) -> dict[str, Any] | None:
+    """``payloads.unpack(raw)`` when simdjson can prove ``json.loads`` would agree, else
+    ``None``; the loop runs other work between the steps."""
     steps = _fast_steps(raw)
     while True:
         try:
@@ -209,5 +201,5 @@ async def unpack_body(limit: int) -> dict[str, Any]:
     tried and dropped: Hypercorn's workers are daemonic and may not start children.
     """
     raw = await read_body(limit)
-    answer = await _unpack_fast_async(raw)
+    answer = await unpack_fast(raw)
     return answer if answer is not None else unpack(raw)

@@ -25,7 +25,6 @@ import resource
 import secrets
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from hostpulse.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -237,13 +237,7 @@ def start_service(instance: Path, port: int, workers: int) -> subprocess.Popen[b
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_group(proc, timeout=30)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -22,7 +22,6 @@ for HEAD, a real wire difference.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from compat.apps import AppSpec, InstanceSetup, Workdir, create_app
 from compat.clients import AppClient, Reply, is_asgi_app, normalise_headers, split_target
 from compat.corpus import Scenario
 from compat.runner import AllowList, PairReport, Target, compare_runs, play_all
+from hostpulse.processes import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -285,21 +285,8 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
 
 
 def stop_server(server: Server) -> None:
-    proc = server.proc
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the group of the process this module started
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=15)
+    if server.proc is not None:
+        stop_group(server.proc, timeout=15)  # the group of the process this module started
 
 
 def _tail(path: Path, n: int = 3000) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hostpulse.commands import allowed_argv
 from hostpulse.errors import ApiError, missing_field
+from hostpulse.processes import signal_group
 from hostpulse.settings import Settings
 from hostpulse.store import Store
 
@@ -46,10 +47,7 @@ def child_env() -> dict[str, str]:
 
 def kill_group(pid: int) -> None:
     """Kill the child and everything it started (it leads its own session)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    signal_group(pid, signal.SIGKILL)
 
 
 def accepted() -> dict[str, str]:

@@ -184,15 +184,8 @@ class SeriesStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE``: take the write lock up front (no upgrade deadlock)."""
-        db = self._connect()
-        with self._writing():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._writing(), sqlite.immediate(self._connect()) as db:
+            yield db
 
     def close(self) -> None:
         """Close every thread's connection (at shutdown, once no call is running)."""

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from hostpulse.series import SeriesStore
 from hostpulse.settings import write_test_config
 from tests.support import BIN, ROOT, free_port, http, wait_until_up
+from hostpulse.processes import signal_group, stop_group
 
 AGENT = "agent-token-e2e"
 VIEWER = "viewer-token-e2e"
@@ -42,13 +43,6 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 60.0, every: 
             return last
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
-
-
-def _stop_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class Service:
@@ -89,16 +83,12 @@ class Service:
     def kill(self) -> None:
         """SIGKILL every process of the server at once: no clean shutdown, no flush."""
         assert self.proc is not None
-        _stop_group(self.proc, signal.SIGKILL)
+        signal_group(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            _stop_group(self.proc, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_group(self.proc)
 
     def get(self, path: str, token: str = VIEWER) -> tuple[int, Any]:
         status, headers, body = http("GET", self.url + path, headers={"Authorization": f"Bearer {token}"})
