@@ -15,7 +15,6 @@ known tokens (via ``hostpulse.settings.write_test_config`` when that exists) and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -171,55 +170,10 @@ class InstanceSetup:
 
 
 def write_config(folder: Path, tokens: dict[str, str], sections: dict[str, dict[str, Any]]) -> Path:
-    """``<folder>/config.toml`` with the known tokens; the lead's writer when it exists."""
-    try:
-        from hostpulse.settings import write_test_config  # type: ignore[import-not-found]
-    except ImportError:
-        write_test_config = None
-    if write_test_config is not None:
-        return Path(write_test_config(folder, tokens, **sections) or folder / "config.toml")
-    return _write_config_fallback(folder, tokens, sections)
+    """``<folder>/config.toml`` with the known tokens, as hostpulse reads it."""
+    from hostpulse.settings import write_test_config
 
-
-_ROLE_USERS = {
-    "admin": ("admin", "admin@localhost", 1),
-    "viewer": ("viewer", "viewer@localhost", 2),
-    "agent": ("agent", "agent@localhost", 3),
-}
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
-def _write_config_fallback(folder: Path, tokens: dict[str, str], sections: dict[str, dict[str, Any]]) -> Path:
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        lines.append("")
-    for role, token in tokens.items():
-        user, email, uid = _ROLE_USERS.get(role, (role, f"{role}@localhost", 0))
-        lines += [
-            "[[tokens]]",
-            f"sha256 = {_toml(hashlib.sha256(token.encode()).hexdigest())}",
-            f"username = {_toml(user)}",
-            f"email = {_toml(email)}",
-            f"id = {uid}",
-            f"roles = {_toml([role])}",
-            "",
-        ]
-    path = folder / "config.toml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
-    return path
+    return write_test_config(folder, tokens, **sections)
 
 
 @contextlib.contextmanager
