@@ -47,19 +47,24 @@ def play_candidate(candidate: AppSpec, scenarios: list[Scenario], workdir: Workd
         c.close()
 
 
+def play_instances(scenarios: list[Scenario], instances: list[Instance]) -> dict[str, list[StepResult]]:
+    """Play every scenario on every instance, the second reference last (its clock-based
+    answers must differ to be learnt as noise), then close them all."""
+    try:
+        targets = [Target(i.label, i.client, i.folder) for i in instances]
+        return play_all(scenarios, [t for t in targets if t.label != "reference-2"],
+                        later=[t for t in targets if t.label == "reference-2"])
+    finally:
+        for inst in instances:
+            inst.close()
+
+
 def run_inprocess(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], setup: InstanceSetup,
                   allow: AllowList, *, keep: bool = False, wrap: Callable[[Any], Any] | None = None,
                   reference_label: str | None = None, candidate_label: str | None = None) -> PairReport:
     workdir = Workdir(keep=keep, prefix="compat-inprocess-")
     try:
-        instances = start_trio(reference, candidate, workdir, setup, wrap=wrap)
-        try:
-            targets = [Target(i.label, i.client, i.folder) for i in instances]
-            runs = play_all(scenarios, [t for t in targets if t.label != "reference-2"],
-                            later=[t for t in targets if t.label == "reference-2"])
-        finally:
-            for inst in instances:
-                inst.close()
+        runs = play_instances(scenarios, start_trio(reference, candidate, workdir, setup, wrap=wrap))
         report = compare_runs(
             scenarios, runs["reference"], runs["reference-2"], runs["candidate"],
             mode="inprocess", reference_label=reference_label or str(reference),

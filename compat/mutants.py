@@ -22,7 +22,8 @@ from typing import Any, Callable, TextIO
 from compat.apps import AppSpec, InstanceSetup, Workdir, start_inprocess
 from compat.clients import is_asgi_app
 from compat.corpus import Scenario
-from compat.runner import AllowList, PairReport, Target, compare_runs, play_all
+from compat.inprocess import play_instances
+from compat.runner import AllowList, PairReport, compare_runs
 
 Headers = list[tuple[bytes, bytes]]
 Transform = Callable[[dict, int, Headers, bytes], "tuple[int, Headers, bytes] | None"]
@@ -274,12 +275,11 @@ def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario]
                 inst = start_inprocess(candidate, workdir, setup, f"mutant-{name}", wrap=wrapper(name))
                 instances.append(inst)
                 mutants[name] = inst.app
-            targets = [Target(i.label, i.client, i.folder) for i in instances]
-            runs = play_all(scenarios, [t for t in targets if t.label != "reference-2"],
-                            later=[t for t in targets if t.label == "reference-2"])
-        finally:
+        except BaseException:
             for inst in instances:
                 inst.close()
+            raise
+        runs = play_instances(scenarios, instances)
     finally:
         workdir.close()
 
