@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Generator
+from itertools import islice
 from typing import Any
 
 from quart import request
@@ -90,6 +91,8 @@ def check_declared_length(limit: int) -> None:
 async def read_body(limit: int) -> bytes:
     """The whole body, or 413 as soon as it passes ``limit`` bytes."""
     check_declared_length(limit)
+    if request.content_length is not None:  # h11 holds the body to the declared length
+        return await request.body
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.body:
@@ -114,7 +117,7 @@ async def read_body(limit: int) -> bytes:
 
 FAST_MAX_DEPTH = 256
 KEYS_PER_STEP = 20_000
-_KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_QUOTES_AND_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _local = threading.local()
 
@@ -127,19 +130,20 @@ except ImportError:  # the fast path is optional: json.loads answers alike, slow
 def _depth_at_most(raw: bytes, limit: int) -> bool:
     """Whether the validated document ``raw`` nests at most ``limit`` deep.
 
-    Escapes first (``\\\\`` then ``\\"``, left to right as JSON reads them), then only
-    quotes and brackets are kept; strings without brackets inside become ``""`` and
-    vanish. If a quote is left, some string holds a bracket: unknown, so no."""
+    Escapes go first (``\\\\`` then ``\\"``, left to right as JSON reads them); then only
+    quotes and brackets are kept. Where no string holds a bracket, every string is left as
+    ``""`` and the quotes pair up; otherwise the answer is unknown, so no. The brackets
+    alone then give the depth, one level a pass."""
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    shape = raw.translate(None, _KEEP_STRUCTURE)
-    shape = shape.replace(b'""', b"").translate(_BRACKETS)
-    if b'"' in shape:
+    shape = raw.translate(None, _QUOTES_AND_BRACKETS)
+    if 2 * shape.count(b'""') != shape.count(b'"'):
         return False
+    shape = shape.translate(_BRACKETS, b'"')
     for _ in range(limit):
         if not shape:
             return True
-        shape = shape.replace(b"[]", b"")  # one nesting level a pass
+        shape = shape.replace(b"[]", b"")
     return not shape
 
 
@@ -162,14 +166,10 @@ def _fast_steps(raw: bytes) -> Generator[None, None, dict[str, Any] | None]:
             return None
         if isinstance(document, simdjson.Object):
             keys: set[str] = set()
-            batch: list[str] = []
-            for key in document.keys():
-                batch.append(key)
-                if len(batch) == KEYS_PER_STEP:
-                    keys.update(batch)
-                    batch.clear()
-                    yield
-            keys.update(batch)
+            remaining = document.keys()
+            for _ in range(0, len(document), KEYS_PER_STEP):
+                keys.update(islice(remaining, KEYS_PER_STEP))
+                yield
             items = len(keys)
         else:
             items = len(document)

@@ -92,6 +92,9 @@ def sequential(job: dict[str, Any]) -> dict[str, Any]:
         body = job["body"].encode()
     upload = Path(job["upload"]) if job.get("upload") else None
     results: dict[str, list[dict[str, Any]]] = {base: [] for base in bases}
+    for _ in range(job.get("warmup", 0)):  # untimed, the same for every server: warm caches and allocators
+        for base in bases:
+            one_request(base, job["method"], job["path"], job["headers"], body, upload)
     for i in range(job["count"]):
         order = bases[i % len(bases):] + bases[: i % len(bases)]
         for base in order:

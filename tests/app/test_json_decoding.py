@@ -59,6 +59,24 @@ def test_depth() -> None:
     assert _depth_at_most(b"[[]]", 2) and not _depth_at_most(b"[[[]]]", 2)
     assert _depth_at_most(b'[{"a": "[[[[[["}]', 2) is False  # a bracket in a string: unknown, declined
     assert _depth_at_most(b'[{"a\\"": 1}]', 2)
+    for raw in (b'["[", "]"]', b'["", "[", ""]', b'{"]": "", "": "{"}', b'["a\\\\", "[", "b"]'):
+        assert _depth_at_most(raw, 5) is False  # quotes no longer pair once strings are emptied
+
+
+def nesting(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(nesting, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nesting, value), default=0)
+    return 0
+
+
+def holds_bracket(value: object) -> bool:
+    if isinstance(value, str):
+        return any(c in value for c in "[]{}")
+    if isinstance(value, dict):
+        return any(map(holds_bracket, value)) or any(map(holds_bracket, value.values()))
+    return isinstance(value, list) and any(map(holds_bracket, value))
 
 
 json_values = st.recursive(
@@ -75,6 +93,17 @@ def test_generated_documents(value: object, ascii: bool) -> None:
     fast = unpack_fast(raw)
     if fast is not None:
         assert fast == reference(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.sampled_from([True, False]))
+def test_depth_is_exact_unless_a_string_holds_a_bracket(value: object, ascii: bool) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
+    depth = nesting(value)
+    if holds_bracket(value):
+        assert not _depth_at_most(raw, depth + 1)
+    else:
+        assert _depth_at_most(raw, depth) and (depth == 0 or not _depth_at_most(raw, depth - 1))
 
 
 @settings(max_examples=300, deadline=None)
