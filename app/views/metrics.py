@@ -157,6 +157,15 @@ async def ws_agent() -> None:
             task.cancel()
 
 
+@bp.get("/ws/agent")
+async def ws_agent_over_http() -> Response:
+    """A plain GET (a browser, curl) would get Werkzeug's bare 400: say what the route speaks."""
+    raise ApiError(
+        426, "upgrade_required", "/ws/agent speaks WebSocket: connect with Upgrade: websocket",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+
+
 # --- queries -----------------------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hostpulse.samples import DEFAULT_LIMITS
 from tests.agent.live import ADMIN, AGENT, VIEWER, AgentProcess, Service, eventually
 
 MEMORY_FIELDS = len(psutil.virtual_memory()._fields)
@@ -184,6 +187,27 @@ async def test_bad_batches_over_http_get_4xx_json(service: Service) -> None:
     assert stored(service, "e2e-bad-http") == [("e2e-bad-http", "bad-run", 5)]
 
 
+def test_ingest_over_http_takes_a_batch_of_exactly_the_limit_and_refuses_one_byte_more(service: Service) -> None:
+    """The edge over HTTP, as a careful client meets it: the 4 MiB batch is stored; one byte
+    more is refused from its declared length, before the client has sent the body."""
+    limit = DEFAULT_LIMITS.max_bytes
+    host, port = service.url.removeprefix("http://").split(":")
+    head = (f"POST /ingest HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {AGENT}\r\n"
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n")
+    ok = text_of({**GOOD, "host": "e2e-edge", "seq": 3}).encode()
+    for body, declared, sent in ((ok + b" " * (limit - len(ok)), limit, True), (b"", limit + 1, False)):
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(head.format(declared).encode() + (body if sent else b""))
+            answer = http.client.HTTPResponse(sock)
+            answer.begin()
+            reply = json.loads(answer.read())
+        if sent:
+            assert (answer.status, reply) == (200, {"ack": 3, "run": "bad-run"})
+        else:
+            assert answer.status == 413 and reply["error"] == "payload_too_large", reply
+    assert stored(service, "e2e-edge") == [("e2e-edge", "bad-run", 3)]
+
+
 async def test_tokens_without_the_agent_role_cannot_send(service: Service) -> None:
     ws_url = service.url.replace("http", "ws") + "/ws/agent"
     body = text_of({**GOOD, "host": "e2e-roles"})
@@ -207,6 +231,15 @@ async def test_tokens_without_the_agent_role_cannot_send(service: Service) -> No
             await ws.send_str(body)
             assert json.loads((await ws.receive(timeout=60)).data)["ack"] == 0
     assert stored(service, "e2e-roles") == [("e2e-roles", "bad-run", 0)]
+
+
+async def test_a_plain_get_of_the_websocket_route_is_told_to_upgrade(service: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(service.url + "/ws/agent", headers={"Authorization": f"Bearer {AGENT}"}) as resp:
+            assert resp.status == 426 and resp.headers["Upgrade"] == "websocket"
+            assert (await resp.json())["error"] == "upgrade_required"
+        async with session.get(service.url + "/ws/agent") as resp:  # the token is checked first
+            assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
 
 
 def test_an_agent_with_a_viewer_token_keeps_its_batches_and_says_why(service: Service, tmp_path: Path) -> None:
