@@ -1,4 +1,5 @@
-"""Jobs on the event loop: a child spawned by CPython's ``Popen``, followed without threads.
+"""Jobs on the event loop: a child spawned by ``hostpulse.jobs.spawn`` (CPython's ``Popen``),
+followed without threads.
 
 ``asyncio.create_subprocess_exec`` would be the obvious call, but under the uvloop worker it
 spawns through libuv, which forks the whole worker and holds it (the GIL included) until
@@ -14,7 +15,7 @@ import logging
 import os
 import subprocess
 
-from hostpulse.jobs import READ_SIZE, LineBuffer, accepted, busy, child_env, kill_group, record_spawn_failure
+from hostpulse.jobs import READ_SIZE, LineBuffer, accepted, busy, kill_group, record_spawn_failure, spawn
 from hostpulse.settings import Settings
 from hostpulse.store import Store
 
@@ -33,15 +34,7 @@ class JobRunner:
         if not await asyncio.to_thread(self.store.start_job, job_id, argv, jobs.limit, jobs.timeout):
             return busy()
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.settings.scripts,
-                env=child_env(),
-                start_new_session=True,
-            )
+            proc = spawn(argv, self.settings.scripts)
         except OSError:
             await asyncio.to_thread(record_spawn_failure, self.store, job_id, argv[0], jobs.line_num)
             return accepted()

@@ -1,7 +1,8 @@
-"""Jobs of seed 004: the checks before a start, the child's environment, its output lines.
+"""Jobs of seed 004: the checks before a start, the spawn, the child's output lines.
 
-Each app runs the child its own way (threads and ``Popen`` in the Flask version,
-``asyncio.create_subprocess_exec`` in the port); what they share is here and in the store.
+Both apps spawn the child here, with ``Popen``; each follows it its own way (a thread in the
+Flask version, the event loop in the port: ``app/jobs.py`` says why not
+``asyncio.create_subprocess_exec``). What else they share is here and in the store.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from hostpulse.commands import allowed_argv
@@ -40,9 +43,18 @@ def exec_argv(body: Any, settings: Settings) -> list[str]:
     return allowed_argv(body["cmd"], settings.commands)
 
 
-def child_env() -> dict[str, str]:
-    """The server's environment, with Python children unbuffered so lines come as printed."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+def spawn(argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """The child in a session of its own (so its whole group can be killed), stdout and
+    stderr on one pipe, and Python children unbuffered so lines come as printed."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
 
 
 def kill_group(pid: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 
-from hostpulse.jobs import READ_SIZE, LineBuffer, accepted, busy, child_env, kill_group, record_spawn_failure
+from hostpulse.jobs import READ_SIZE, LineBuffer, accepted, busy, kill_group, record_spawn_failure, spawn
 from hostpulse.settings import Settings
 from hostpulse.store import Store
 
@@ -20,15 +20,7 @@ class JobRunner:
         if not self.store.start_job(job_id, argv, jobs.limit, jobs.timeout):
             return busy()
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.settings.scripts,
-                env=child_env(),
-                start_new_session=True,
-            )
+            proc = spawn(argv, self.settings.scripts)
         except OSError:
             record_spawn_failure(self.store, job_id, argv[0], jobs.line_num)
             return accepted()
