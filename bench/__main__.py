@@ -99,8 +99,8 @@ class Bench:
             self.record(workload, bases[base], _round_of(results))
 
     def seed001(self) -> None:
-        self.sequential("seed001-post-data", 2 if self.quick else 5, warmup=3 * port_workers(), method="POST", path="/data/",
-                        headers={**auth("agent"), "Content-Type": "application/json"}, body="seed001")
+        self.sequential("seed001-post-data", 2 if self.quick else 5, warmup=3 * port_workers(), method="POST",
+                        path="/data/", headers={**auth("agent"), "Content-Type": "application/json"}, body="seed001")
 
     def get_data(self) -> None:
         self.sequential("get-data", 5 if self.quick else 20, method="GET", path="/data/", headers=auth("viewer"))
