@@ -187,7 +187,15 @@ def service_rss(proc: psutil.Process) -> int:
     return total
 
 
-def service_cpu(proc: psutil.Process) -> float:
+def cores(first: tuple[float, ...] | None, last: tuple[float, ...] | None, which: int) -> float | None:
+    """Cores used between two ``(seconds, service CPU, load CPU)`` readings."""
+    if first is None or last is None:
+        return None
+    return round((last[which] - first[which]) / (last[0] - first[0]), 2)
+
+
+def tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds (user and system) of a process and its children."""
     total = 0.0
     for p in [proc, *proc.children(recursive=True)]:
         try:
@@ -298,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
                    for i in range(processes)]
         for p in loaders:
             p.start()
+        loader_procs = [psutil.Process(p.pid) for p in loaders]
+
+        def cpu_now() -> tuple[float, float, float]:
+            return time.monotonic() - started, tree_cpu(sproc), sum(tree_cpu(p) for p in loader_procs)
         peak_rss, held_server = rss_before, 0
         started = time.monotonic()
         results: list[dict[str, Any]] = []
@@ -312,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             if elapsed > ramp + 3 and not held_server:
                 held_server = server_connections(sproc, port)
             if elapsed > ramp + 3 and cpu_from is None:
-                cpu_from = (elapsed, service_cpu(sproc))
+                cpu_from = cpu_now()
             if elapsed > ramp + 2 + args.duration and cpu_to is None and cpu_from is not None:
-                cpu_to = (elapsed, service_cpu(sproc))
+                cpu_to = cpu_now()
         for p in loaders:
             p.join()
         acked = [tuple(k) for r in results for k in r["acked"]]
@@ -338,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             "ack_latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "ack_latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "ack_latency_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
-            "service_cpu_cores": round((cpu_to[1] - cpu_from[1]) / (cpu_to[0] - cpu_from[0]), 2)
-            if cpu_from and cpu_to else None,
+            "service_cpu_cores": cores(cpu_from, cpu_to, 1),
+            "load_generator_cpu_cores": cores(cpu_from, cpu_to, 2),
             "service_rss_mib_before": round(rss_before / MiB, 1),
             "service_rss_mib_peak": round(peak_rss / MiB, 1),
             "acked_but_not_stored": lost_acked,
