@@ -37,7 +37,7 @@ async def demo_upload() -> Response | str:
     except BaseException:
         await asyncio.to_thread(upload.sink.abort)
         raise
-    return await file_response(name)
+    return await send_stored(upload.sink.folder / name)  # just named by commit: no lookup
 
 
 @bp.get("/files/<name>")
