@@ -10,7 +10,7 @@ import os
 
 from quart import Quart
 
-from app import interceptors, loop_probe
+from app import access_log, interceptors, loop_probe
 from app.jobs import JobRunner
 from app.requests import BoundedHTTPConnection, BoundedRequest
 from app.views import api, data, demo, health, metrics, pages, samples
@@ -37,6 +37,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Quart:
     app.after_serving(jobs.shutdown)
     interceptors.register(app)
     loop_probe.install(app)  # only with HOSTPULSE_LOOP_PROBE set (tests/app/test_loop_lag.py)
+    access_log.install(app)
     for blueprint in (pages.bp, samples.bp, data.bp, demo.bp, api.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import re
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -231,6 +233,9 @@ async def test_tokens_without_the_agent_role_cannot_send(service: Service) -> No
             await ws.send_str(body)
             assert json.loads((await ws.receive(timeout=60)).data)["ack"] == 0
     assert stored(service, "e2e-roles") == [("e2e-roles", "bad-run", 0)]
+    # The access log has each handshake: two refused with their status, one accepted (101).
+    statuses = re.findall(r'"GET /ws/agent 1\.1" (\d+) ', (await eventually_logged(service, '/ws/agent 1.1" 101')))
+    assert {"401", "403", "101"} <= set(statuses), statuses
 
 
 async def test_a_plain_get_of_the_websocket_route_is_told_to_upgrade(service: Service) -> None:
@@ -240,6 +245,16 @@ async def test_a_plain_get_of_the_websocket_route_is_told_to_upgrade(service: Se
             assert (await resp.json())["error"] == "upgrade_required"
         async with session.get(service.url + "/ws/agent") as resp:  # the token is checked first
             assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+
+
+async def eventually_logged(service: Service, text: str) -> str:
+    """The service log once ``text`` is in it (lines are written as exchanges end)."""
+    for _ in range(100):
+        log = service.log.read_text(errors="replace")
+        if text in log:
+            return log
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never reached {service.log}")
 
 
 def test_an_agent_with_a_viewer_token_keeps_its_batches_and_says_why(service: Service, tmp_path: Path) -> None:

@@ -22,8 +22,7 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
     log = tmp_path / "hypercorn.log"
     argv = [
         str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--access-logfile", "-", "--access-logformat", "%(p)s %(r)s %(s)s",
-        "app:create_app()",
+        "--workers", "2", "app:create_app()",
     ]
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {ADMIN}"}
@@ -50,5 +49,11 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
     assert seen_lines, "polls while running showed no output"
     numbers = [int(line.split()[1]) for line in seen_lines]
     assert numbers == sorted(set(numbers)), "a line was shown twice or out of order"
-    pids = {m.group(1) for m in re.finditer(r"<(\d+)> POST /api/(?:exec|poll)/two-workers", log.read_text())}
+    # The app's access log (app/access_log.py): worker pid, client, request line, status, bytes.
+    lines = re.findall(r'<(\d+)> 127\.0\.0\.1:\d+ "POST /api/(exec|poll)/two-workers 1\.1" (\d+) (\d+) \d+us',
+                       log.read_text())
+    assert len(lines) == 1 + len(answers), lines
+    assert {(kind, status) for _, kind, status, _ in lines} == {("exec", "200"), ("poll", "200")}
+    assert all(int(size) > 0 for *_, size in lines)
+    pids = {pid for pid, *_ in lines}
     assert len(pids) == 2, f"all requests went to one worker: {pids}"
