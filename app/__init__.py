@@ -10,7 +10,7 @@ import os
 
 from quart import Quart
 
-from app import access_log, interceptors, loop_probe
+from app import access_log, interceptors, logs, loop_probe
 from app.jobs import JobRunner
 from app.requests import BoundedHTTPConnection, BoundedRequest
 from app.views import api, data, demo, health, metrics, pages, samples
@@ -19,6 +19,7 @@ from hostpulse.store import Store
 
 
 def create_app(instance_path: str | os.PathLike[str] | None = None) -> Quart:
+    logs.configure("hostpulse", "stderr")
     settings = settings_module.load(instance_path)
     app = Quart(__name__, instance_path=str(settings.instance), static_folder=None)
     app.request_class, app.asgi_http_class = BoundedRequest, BoundedHTTPConnection  # body backpressure

@@ -16,32 +16,19 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from typing import Any
 
 from quart import Quart
 
+from app import logs
+
 log = logging.getLogger("hostpulse.access")
 Scope = dict[str, Any]
 
 
-class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stdout`` is when it writes (a test runner swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout
-        super().emit(record)
-
-
 def install(app: Quart) -> None:
-    if not log.handlers:
-        handler = _Stdout()
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
-                                               "[%Y-%m-%d %H:%M:%S %z]"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    logs.configure(log.name, "stdout")
     app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]
 
 

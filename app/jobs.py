@@ -19,7 +19,7 @@ from hostpulse.jobs import READ_SIZE, LineBuffer, accepted, busy, kill_group, re
 from hostpulse.settings import Settings
 from hostpulse.store import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hostpulse.jobs")
 
 
 class JobRunner:
