@@ -32,6 +32,7 @@ import time
 import tomllib
 from collections import deque
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import psutil
@@ -317,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         while len(results) < processes:
             try:
                 results.append(queue.get(timeout=1))
-            except Exception:
-                pass
+            except Empty:
+                if not any(p.is_alive() for p in loaders) and queue.empty():
+                    raise RuntimeError("a load process exited without reporting; see its traceback above") from None
             peak_rss = max(peak_rss, service_rss(sproc))
             elapsed = time.monotonic() - started
             if elapsed > ramp + 3 and not held_server:
