@@ -16,7 +16,7 @@ $(VENV)/.server: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[server,dev]'
+	$(PY) -m pip install --quiet -e '.[server,compat,dev]'
 	touch $@ $(VENV)/.server
 
 ## Serve the port with Hypercorn on the embedded SQLite store (instance/), with one local

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from agent import collect, once, settings, spool, stream
+from . import collect, once, settings, spool, stream
 
 
 def _logging(level: str) -> None:

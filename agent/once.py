@@ -12,8 +12,8 @@ import sys
 
 import aiohttp
 
-from agent.collect import read_once
-from agent.settings import AgentSettings
+from .collect import read_once
+from .settings import AgentSettings
 
 
 async def post_once(settings: AgentSettings, names: tuple[str, ...]) -> int:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 
 import aiohttp
 
-from agent.collect import Collector
-from agent.settings import AgentSettings
-from agent.spool import Spool
-from agent.transport import HttpSender, Sender, WebSocketSender
+from .collect import Collector
+from .settings import AgentSettings
+from .spool import Spool
+from .transport import HttpSender, Sender, WebSocketSender
 from hostpulse.samples import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("hostpulse.agent")

@@ -26,8 +26,8 @@ from typing import Any
 
 import aiohttp
 
-from agent.backoff import Backoff
-from agent.spool import Entry, Spool
+from .backoff import Backoff
+from .spool import Entry, Spool
 
 log = logging.getLogger("hostpulse.agent")
 

@@ -10,10 +10,10 @@ import os
 
 from quart import Quart
 
-from app import access_log, interceptors, logs, loop_probe
-from app.jobs import JobRunner
-from app.requests import BoundedHTTPConnection, BoundedRequest
-from app.views import api, data, demo, health, metrics, pages, samples
+from . import access_log, interceptors, logs, loop_probe
+from .jobs import JobRunner
+from .requests import BoundedHTTPConnection, BoundedRequest
+from .views import api, data, demo, health, metrics, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from quart import Quart
 
-from app import logs
+from . import logs
 
 log = logging.getLogger("hostpulse.access")
 Scope = dict[str, Any]

@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from app.requests import check_declared_length, read_body
+from .requests import check_declared_length, read_body
 from hostpulse.settings import Settings
 from hostpulse.uploads import UploadSink
 

@@ -1,161 +1,204 @@
-"""``python -m compat``: prove, request by request, that a port answers like its reference.
+"""``python -m compat`` / ``hostpulse-compat``: prove, request by request, that a port
+answers like its reference.
 
-    python -m compat [--mode inprocess|live|fuzz|all] [--fuzz N] [--reference M:F]
-                     [--candidate M:F] [--corpus PATH] [--allow PATH] [--report out.json|out.html]
-                     [--smoke] [--mutants]
+    hostpulse-compat --config compat.toml [--mode inprocess|live|fuzz|all] [--report out.html]
+    python -m compat [--reference M:F] [--candidate M:F] [--corpus PATH] [--allow PATH] ...
 
 Exit status: 0 when every difference is absent or allow-listed with its reason (and, with
-``--mutants``, every mutant is caught); 1 when a difference is unexplained; 2 on a usage or
-setup error.
+``--mutants``, no mutant missed); 1 when a difference is unexplained; 2 on a usage or setup
+error (a bad run file or corpus, an app that does not start).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from compat.apps import DEFAULT_CANDIDATE, DEFAULT_REFERENCE, AppSpec
-from compat.corpus import DEFAULT_CORPUS, CorpusError, load
-from compat.report import print_text, write_report
-from compat.runner import AllowList, PairReport, unused_allow_entries
+from .apps import DEFAULT_CANDIDATE, DEFAULT_REFERENCE, AppSpec, InstanceSetup
+from .corpus import DEFAULT_CORPUS, CorpusError, load
+from .loading import SetupError
+from .report import print_text, verdict, write_report
+from .runfile import RunFile, RunFileError
+from .runfile import load as load_runfile
+from .runner import AllowList, PairReport, unused_allow_entries
 
 DEFAULT_ALLOW = Path(__file__).resolve().parent / "allowlist.toml"
+DEFAULT_LOGS = "compat-logs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m compat", description=__doc__.split("\n")[0])
-    p.add_argument("--mode", choices=["inprocess", "live", "fuzz", "all"], default="inprocess")
+    p = argparse.ArgumentParser(prog="hostpulse-compat", description=__doc__.split("\n")[0])
+    p.add_argument("--config", metavar="FILE", help="a run file (TOML): the two sides, setup hook, corpus")
+    p.add_argument("--mode", choices=["inprocess", "live", "fuzz", "all"], default=None,
+                   help="default: the run file's modes, else inprocess")
     p.add_argument("--fuzz", type=int, default=None, metavar="N",
                    help="fuzz requests to generate (default 2000; implies fuzz in --mode all)")
-    p.add_argument("--fuzz-seed", type=int, default=0, help="seed of the fuzz run (reproducible)")
-    p.add_argument("--reference", default=DEFAULT_REFERENCE, metavar="MODULE:FACTORY")
-    p.add_argument("--candidate", default=DEFAULT_CANDIDATE, metavar="MODULE:FACTORY")
+    p.add_argument("--fuzz-seed", type=int, default=None, help="seed of the fuzz run (reproducible)")
+    p.add_argument("--reference", default=None, metavar="MODULE:FACTORY")
+    p.add_argument("--candidate", default=None, metavar="MODULE:FACTORY")
     p.add_argument("--corpus", default=None, metavar="PATH", help="corpus directory or file")
     p.add_argument("--allow", default=None, metavar="PATH",
-                   help="allow-list (default: compat/allowlist.toml for the built-in corpus, "
+                   help="allow-list (default: the run file's, compat/allowlist.toml for the built-in corpus, "
                         "else allowlist.toml beside the corpus if present)")
     p.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write a report: .json or .html (repeatable)")
+    p.add_argument("--logs", default=None, metavar="DIR",
+                   help=f"where the apps' own logs go (default ./{DEFAULT_LOGS}, emptied first)")
     p.add_argument("--smoke", action="store_true", help="live mode: only the scenarios tagged smoke")
     p.add_argument("--tag", action="append", default=[], help="only scenarios with this tag")
     p.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
     p.add_argument("--mutants", action="store_true", help="also run the mutant self-check")
     p.add_argument("--servers", default=None,
-                   help="live mode: comma-separated subset of gunicorn,hypercorn-wsgi,hypercorn")
-    p.add_argument("--workers", type=int, default=1, help="live mode: workers per server")
+                   help="live mode: comma-separated subset of gunicorn,hypercorn,hypercorn-wsgi "
+                        "(default gunicorn,hypercorn: what a team deploys)")
+    p.add_argument("--workers", type=int, default=None, help="live mode: workers per server")
     p.add_argument("--keep", action="store_true", help="keep the instance folders")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="every difference, not one example per group")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except SystemExit as exc:  # a factory that cannot be loaded, an unknown server, ...
+    except (RunFileError, CorpusError, SetupError) as exc:
+        print(f"compat: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # an unknown server, ...
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
             return 2
         raise
 
 
+def _sides(args: argparse.Namespace, runfile: RunFile | None) -> tuple[AppSpec, AppSpec]:
+    if runfile is not None:
+        ref, cand = runfile.reference, runfile.candidate
+        if args.reference:
+            ref = AppSpec(args.reference, hook=ref.hook, hook_path=ref.hook_path, secret_key=ref.secret_key)
+        if args.candidate:
+            cand = AppSpec(args.candidate, hook=cand.hook, hook_path=cand.hook_path, secret_key=cand.secret_key)
+        return ref, cand
+    return AppSpec(args.reference or DEFAULT_REFERENCE), AppSpec(args.candidate or DEFAULT_CANDIDATE)
+
+
+def _allow_path(args: argparse.Namespace, runfile: RunFile | None, corpus_path: Path, builtin: bool) -> Path | None:
+    if args.allow:
+        path = Path(args.allow)
+        if not path.exists():
+            raise RunFileError(f"no allow-list at {path}")
+        return path
+    if runfile is not None and runfile.allow is not None:
+        return runfile.allow
+    if builtin:
+        return DEFAULT_ALLOW
+    base = corpus_path if corpus_path.is_dir() else corpus_path.parent
+    return base / "allowlist.toml"
+
+
+def _logs_dir(args: argparse.Namespace, run: dict) -> Path:
+    logs = Path(args.logs or run.get("logs") or DEFAULT_LOGS)
+    if logs.exists():
+        shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    # the apps of this project live at the repository root
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     for var in ("HOSTPULSE_CONFIG",):
         if var in os.environ:
             print(f"compat: ignoring ${var} (every instance gets its own config)", file=sys.stderr)
             os.environ.pop(var)
-    corpus_path = Path(args.corpus) if args.corpus else DEFAULT_CORPUS
+    runfile = load_runfile(args.config) if args.config else None
     try:
-        corpus = load(corpus_path)
-    except CorpusError as exc:
-        print(f"compat: corpus: {exc}", file=sys.stderr)
-        return 2
-    if args.allow:
-        allow_path: Path | None = Path(args.allow)
-        if not allow_path.exists():
-            print(f"compat: no allow-list at {allow_path}", file=sys.stderr)
-            return 2
-    elif args.corpus is None:
-        allow_path = DEFAULT_ALLOW
+        return _run(args, runfile)
+    finally:
+        if runfile is not None:
+            runfile.close()
+
+
+def _run(args: argparse.Namespace, runfile: RunFile | None) -> int:
+    run = runfile.run if runfile is not None else {}
+    reference, candidate = _sides(args, runfile)
+    if args.corpus:
+        corpus_path = Path(args.corpus)
+    elif runfile is not None and runfile.corpus is not None:
+        corpus_path = runfile.corpus
     else:
-        base = corpus_path if corpus_path.is_dir() else corpus_path.parent
-        allow_path = base / "allowlist.toml"
+        corpus_path = DEFAULT_CORPUS
+    builtin = corpus_path == DEFAULT_CORPUS
+    corpus = load(corpus_path)
+    allow_path = _allow_path(args, runfile, corpus_path, builtin)
     try:
         allow = AllowList.load(allow_path)
     except (ValueError, OSError) as exc:
-        print(f"compat: allow-list: {exc}", file=sys.stderr)
-        return 2
-    reference, candidate = AppSpec(args.reference), AppSpec(args.candidate)
-    reference.factory(), candidate.factory()  # fail early (exit 2) on a name that does not load
-    setup = corpus.setup()
-    modes = ["inprocess", "live", "fuzz"] if args.mode == "all" else [args.mode]
+        raise RunFileError(f"allow-list: {exc}") from None
+    setup = InstanceSetup.load(runfile.instance) if runfile is not None and runfile.instance else corpus.setup()
+    if args.mode:
+        modes = ["inprocess", "live", "fuzz"] if args.mode == "all" else [args.mode]
+    else:
+        modes = list(run.get("modes", ["inprocess"]))
+    fuzz_n = args.fuzz if args.fuzz is not None else int(run.get("fuzz", 2000))
     if args.fuzz is not None and "fuzz" not in modes:
         modes.append("fuzz")
+    seed = args.fuzz_seed if args.fuzz_seed is not None else int(run.get("fuzz_seed", 0))
+    servers = args.servers.split(",") if args.servers else run.get("servers")
+    workers = args.workers or int(run.get("workers", 1))
+    limits = [int(x) for x in run.get("limits", [])]
     tags = set(args.tag) or None
     names = set(args.scenario) or None
+    logs = _logs_dir(args, run)
     reports: list[PairReport] = []
-    notes: list[str] = []
     started = time.monotonic()
-    mutants_ok = True
+    checks = None
+    say = lambda text: print(f"compat: {text}", file=sys.stderr)  # noqa: E731 -- progress lines
+    say(f"{reference} vs {candidate}; corpus {corpus_path}; the apps' logs in {logs}/")
     for mode in modes:
         t0 = time.monotonic()
         if mode == "inprocess":
-            from compat.inprocess import run_inprocess
+            from .inprocess import run_inprocess
 
             scenarios = corpus.select(mode="inprocess", tags=tags, names=names)
-            print(f"compat: in-process: {len(scenarios)} scenarios, {reference} vs {candidate}", file=sys.stderr)
-            reports.append(run_inprocess(reference, candidate, scenarios, setup, allow, keep=args.keep))
+            reports.append(run_inprocess(reference, candidate, scenarios, setup, allow, keep=args.keep, logs=logs))
         elif mode == "live":
-            from compat.live import run_live
+            from .live import LiveError, run_live
 
             live_tags = (tags or set()) | ({"smoke"} if args.smoke else set())
             scenarios = corpus.select(mode="live", tags=live_tags or None, names=names)
-            print(f"compat: live: {len(scenarios)} scenarios", file=sys.stderr)
-            from compat.live import LiveError
-
-            servers = args.servers.split(",") if args.servers else None
             try:
                 reports.extend(run_live(reference, candidate, scenarios, setup, allow, keep=args.keep,
-                                        servers=servers, workers=args.workers))
+                                        servers=servers, workers=workers, logs=logs, limits=limits,
+                                        edges=not (args.smoke or names or tags)))
             except LiveError as exc:
-                print(f"compat: live: {exc}", file=sys.stderr)
-                return 2
+                raise SetupError(f"live: {exc}") from None
         elif mode == "fuzz":
-            from compat.fuzz import run_fuzz
+            from .fuzz import run_fuzz
 
-            n = args.fuzz if args.fuzz is not None else 2000
-            print(f"compat: fuzz: {n} generated requests", file=sys.stderr)
-            reports.append(run_fuzz(reference, candidate, setup, allow, n=n, seed=args.fuzz_seed, keep=args.keep))
-        print(f"compat: {mode} done in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-    if args.mutants:
-        from compat.mutants import print_selfcheck, self_check
+            reports.append(run_fuzz(reference, candidate, setup, allow, n=fuzz_n, seed=seed, keep=args.keep,
+                                    logs=logs, corpus=corpus.scenarios, limits=limits))
+        say(f"{mode} done in {time.monotonic() - t0:.1f}s ({sum(len(r.results) for r in reports if r.mode == mode)} requests)")
+    if args.mutants or run.get("mutants"):
+        from .mutants import self_check
 
-        scenarios = corpus.select(mode="inprocess", tags=tags, names=names)
         t0 = time.monotonic()
-        checks = self_check(reference, candidate, scenarios, setup)
-        print_selfcheck(checks, sys.stdout)
-        print(f"compat: mutant self-check done in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-        mutants_ok = all(c.passed for c in checks)
+        checks = self_check(reference, candidate, corpus.select(mode="inprocess", tags=tags, names=names),
+                            setup, logs=logs)
+        say(f"mutant self-check done in {time.monotonic() - t0:.1f}s")
     unused = unused_allow_entries(allow, reports)
-    print_text(reports, sys.stdout, unused=unused, extra_notes=notes, verbose=args.verbose)
+    print_text(reports, sys.stdout, unused=unused, checks=checks, verbose=args.verbose, logs=logs)
     meta = {"reference": str(reference), "candidate": str(candidate), "corpus": str(corpus_path),
-            "allow": str(allow_path), "modes": modes, "seconds": round(time.monotonic() - started, 1)}
-    for path in args.report:
-        write_report(Path(path), reports, unused=unused, meta=meta)
-        print(f"compat: report written to {path}", file=sys.stderr)
-    same = all(not r.unexplained for r in reports)
-    verdicts = ["no unexplained difference" if same else "UNEXPLAINED DIFFERENCES"]
-    if args.mutants:
-        verdicts.append("every mutant caught" if mutants_ok else "A MUTANT NOT CAUGHT")
-    ok = same and mutants_ok
-    print("\ncompat: " + ("OK: " if ok else "FAILED: ") + "; ".join(verdicts))
+            "allow": str(allow_path), "modes": modes, "logs": str(logs), "run_file": str(args.config or ""),
+            "seconds": round(time.monotonic() - started, 1)}
+    configured = run.get("report", [])
+    for path in args.report or ([configured] if isinstance(configured, str) else configured):
+        write_report(Path(path), reports, unused=unused, meta=meta, checks=checks)
+        say(f"report written to {path}")
+    ok, line = verdict(reports, checks)
+    print("\ncompat: " + line)
     return 0 if ok else 1
 
 

@@ -60,6 +60,8 @@ class Reply:
     # bytes of a body the app produced for a HEAD request and the client dropped, as the
     # servers do; not part of what a client receives (an app-level note, not a difference)
     app_head_body: int = field(default=0, compare=False)
+    # what the app logged (warnings, errors, tracebacks) while it handled this request
+    log: str = field(default="", compare=False)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), else None."""

@@ -2,14 +2,55 @@
 
 Three replies take part for every request: ``primary`` (reference instance 1), ``secondary``
 (reference instance 2, independent: its own instance folder) and ``candidate``. What differs
-between primary and secondary changes by itself (noise): such headers and JSON fields are
-compared between primary and candidate by *shape* (``2026-01-13`` and ``2027-02-14`` have the
-same shape, ``1.5`` and ``"1.5"`` do not), everything else byte for byte.
+between primary and secondary changes by itself (noise): such headers, JSON fields, cookie
+parts and bodies are compared between primary and candidate by *form* (below), everything
+else byte for byte.
 
 What a client cannot see is no difference: header names compare case-insensitively, the
 reason phrase does not exist here, transport headers a server adds (``Date``, ``Server``; on
 a live socket also the framing: ``Connection``, ``Keep-Alive``, ``Transfer-Encoding``) are
 not compared, and a HEAD body is empty as the servers send it.
+
+Noise neither invents nor hides differences
+-------------------------------------------
+A value that differs between the two references is noise only *within what they showed*:
+the candidate's value must have the form of the primary's or of the secondary's value.
+
+- JSON: the type must be the same (``1`` and ``"1"``, ``1`` and ``1.0``, ``null`` and ``""``
+  differ), lists the same length, objects the same keys; strings by their text form.
+- Text form (:func:`text_form`, :func:`forms_compatible`): a text is cut into runs of
+  ``[A-Za-z0-9_-]`` joined by ``.``; everything else must be equal character for character.
+
+  * A run of 16 or more characters is one *token*, whatever its letters, digits, ``-`` and
+    ``_`` (a random base64url value has them anywhere): it matches a token of the same class
+    and length only. Classes: hex (``[0-9a-fA-F]``, with its ``-`` groups, as in a UUID
+    ``8-4-4-4-12``) and any other (base64url). In a ``.``-joined chain holding such a token
+    (itsdangerous and JWT values: ``payload.timestamp.signature``) every part is a token
+    compared by length only.
+  * Shorter runs are cut at ``-`` and ``_`` (kept as is) into digits (``9``), letters (``a``)
+    and both (``x``), as :func:`text_shape` does: digits match digits of any length (a
+    number grows), letters match letters; a mixed run matches a mixed or letters-only run
+    of the same length when either has 8 or more characters (an id's length class), any
+    mixed run when both are shorter; a number never matches a word. Two runs of 6 or more
+    hex digits of the same length match whatever their mix (a random hex id may be all
+    digits).
+
+  Not covered: a random base64url value shorter than 16 characters may show ``-`` or ``_``
+  in one answer and not in another (learn it with longer tokens, or allow it).
+- Header noise learnt on one request applies to every request (as header noise, by form).
+- ``Set-Cookie`` is compared cookie by cookie (by name, in order), never as text: a cookie
+  missing or extra (``cookie-missing`` / ``cookie-extra``), the order of cookies
+  (``header-value:set-cookie``), attribute *names* exactly, even where values are noisy (an
+  attribute that appeared or vanished, or moved, is a ``cookie-attribute`` difference),
+  attribute values exactly unless they differed between the references (``Expires``: then
+  by form), and the value (``cookie-value``): exact, or by form when noisy. When both values
+  are Flask/Quart session cookies (:func:`compat.cookies.decode_session`), their payloads are
+  compared as JSON data (``cookie-session:<name>$.path``; noise learnt by path from the two
+  references' payloads, such as ``$.csrf_token``) and only their timestamps and signatures
+  are masked; with the app's secret key, a candidate cookie that does not verify where the
+  reference's does is a difference (``cookie-session:<name>:signature``). Cookie noise is
+  learnt per request (not global as header noise): a cookie attribute noisy on one answer
+  says nothing about another.
 """
 
 from __future__ import annotations
@@ -19,7 +60,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.clients import Reply
+from .clients import Reply
+from .cookies import SetCookie, decode_session, parse_set_cookie
 
 # Headers a server adds or rewrites: never compared (listed in the report).
 TRANSPORT_HEADERS = ("date", "server")
@@ -28,7 +70,9 @@ LIVE_TRANSPORT_HEADERS = ("date", "server", "connection", "keep-alive", "transfe
 
 @dataclass
 class Difference:
-    kind: str  # status | header-missing | header-extra | header-value | body | json | json-format | accumulated | error
+    # status | header-missing | header-extra | header-value | body | json | json-format | accumulated
+    # | error | cookie-missing | cookie-extra | cookie-attribute | cookie-value | cookie-session
+    kind: str
     where: str  # header name, JSON path, "status", "body"
     reference: Any
     candidate: Any
@@ -92,6 +136,145 @@ def json_shape(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: json_shape(v) for k, v in sorted(value.items())}
     return repr(type(value))
+
+
+# ---------------------------------------------------------------------------- forms (noise)
+
+_CHAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_PIECE = re.compile(r"[A-Za-z0-9]+|[-_]+")
+_HEX_GROUPS = re.compile(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+TOKEN_MIN = 16  # a run of [A-Za-z0-9_-] this long is one token
+
+
+def _long_token(unit: str) -> tuple:
+    if _HEX_GROUPS.fullmatch(unit):
+        return ("hex", tuple(len(g) for g in unit.split("-")))
+    return ("tok", len(unit))
+
+
+def _short_pieces(unit: str, out: list) -> None:
+    for m in _PIECE.finditer(unit):
+        piece = m.group(0)
+        if piece[0] in "-_":
+            out.append(("lit", piece))
+        elif piece.isdigit():
+            out.append(("num", len(piece), True))
+        else:
+            hexonly = bool(_HEX.fullmatch(piece))
+            out.append(("word" if piece.isalpha() else "mix", len(piece), hexonly))
+
+
+def text_form(text: str) -> list[tuple]:
+    """The form of a text, as a list of tokens (see the module docstring).
+
+    ``("lit", s)`` literal text; ``("hex", groups)`` / ``("tok", length)`` a long token;
+    ``("seg", length)`` a part of a ``.``-joined token chain; ``("num" | "word" | "mix",
+    length, hex-only)`` a short run.
+    """
+    out: list[tuple] = []
+    pos = 0
+    for m in _CHAIN.finditer(text):
+        if m.start() > pos:
+            out.append(("lit", text[pos : m.start()]))
+        units = m.group(0).split(".")
+        chain = any(len(u) >= TOKEN_MIN for u in units)
+        for i, unit in enumerate(units):
+            if i:
+                out.append(("lit", "."))
+            if chain:
+                out.append(_long_token(unit) if len(unit) >= TOKEN_MIN else ("seg", len(unit)))
+            else:
+                _short_pieces(unit, out)
+        pos = m.end()
+    if pos < len(text):
+        out.append(("lit", text[pos:]))
+    # adjacent literals as one
+    merged: list[tuple] = []
+    for tok in out:
+        if tok[0] == "lit" and merged and merged[-1][0] == "lit":
+            merged[-1] = ("lit", merged[-1][1] + tok[1])
+        else:
+            merged.append(tok)
+    return merged
+
+
+def _tokens_compatible(a: tuple, b: tuple) -> bool:
+    if a[0] not in ("num", "word", "mix") or b[0] not in ("num", "word", "mix"):
+        return a == b
+    ka, la, ha = a
+    kb, lb, hb = b
+    if ha and hb and la == lb and la >= 6:
+        return True  # a random hex id may be all digits or all letters
+    if ka == kb and ka in ("num", "word"):
+        return True
+    if ka == "num" or kb == "num":
+        return False  # a number is not a word
+    if ka == kb == "mix" and max(la, lb) < 8:
+        return True
+    return la == lb
+
+
+def forms_compatible(a: str, b: str) -> bool:
+    """Whether ``b`` could be another value of whatever made ``a`` (see the module docstring)."""
+    if a == b:
+        return True
+    fa, fb = text_form(a), text_form(b)
+    return len(fa) == len(fb) and all(_tokens_compatible(x, y) for x, y in zip(fa, fb))
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+def json_compatible(a: Any, b: Any) -> bool:
+    """Same JSON type (int, float, bool, null, string, list, object), strings of compatible
+    forms, lists of the same length and objects with the same keys, recursively."""
+    if a is MISSING or b is MISSING:
+        return a is b
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return type(a) is type(b)
+    if isinstance(a, int) and isinstance(b, int):
+        return True
+    if isinstance(a, float) and isinstance(b, float):
+        return True
+    if isinstance(a, str) and isinstance(b, str):
+        return forms_compatible(a, b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_compatible(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(json_compatible(a[k], b[k]) for k in a)
+    return False
+
+
+_PATH_PART = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
+def json_get(value: Any, path: str) -> Any:
+    """The value at a path made by :func:`json_diff` (``$.a[0]["b c"]``), else :data:`MISSING`."""
+    if not path.startswith("$"):
+        return MISSING
+    pos = 1
+    while pos < len(path):
+        m = _PATH_PART.match(path, pos)
+        if not m:
+            return MISSING
+        if m.group(1) is not None or m.group(3) is not None:
+            key = m.group(1) if m.group(1) is not None else json.loads(m.group(3))
+            if not isinstance(value, dict) or key not in value:
+                return MISSING
+            value = value[key]
+        else:
+            i = int(m.group(2))
+            if not isinstance(value, list) or i >= len(value):
+                return MISSING
+            value = value[i]
+        pos = m.end()
+    return value
 
 
 # ---------------------------------------------------------------------------- headers
@@ -299,10 +482,15 @@ class Noise:
     accumulated: set[str] = field(default_factory=set)
     # JSON paths compared elsewhere (a repeated step's field, compared as accumulated)
     covered: set[str] = field(default_factory=set)
+    # Set-Cookie parts that differ, per cookie ("<cookie> presence", "<cookie> attributes",
+    # "<cookie>;<attribute>", "<cookie> value", "<cookie>$.<session path>", "order")
+    cookies: set[str] = field(default_factory=set)
+    # the secondary's answer: a noisy value may have its form as well as the primary's
+    secondary: Reply | None = field(default=None, compare=False, repr=False)
 
     def empty(self) -> bool:
         return not (self.status or self.headers or self.header_presence or self.json_paths
-                    or self.body or self.accumulated)
+                    or self.body or self.accumulated or self.cookies)
 
     def merge(self, other: "Noise") -> None:
         self.status |= other.status
@@ -311,6 +499,9 @@ class Noise:
         self.json_paths |= other.json_paths
         self.body |= other.body
         self.accumulated |= other.accumulated
+        self.cookies |= other.cookies
+        if other.secondary is not None:
+            self.secondary = other.secondary
 
     def items(self) -> list[str]:
         out = []
@@ -322,15 +513,19 @@ class Noise:
         if self.body:
             out.append("body")
         out += [f"accumulated:{a}" for a in sorted(self.accumulated)]
+        out += [f"cookie:{c}" for c in sorted(self.cookies)]
         return out
 
 
 def learn_noise(primary: Reply, secondary: Reply, ignore: tuple[str, ...],
-                acc_p: dict[str, str] | None = None, acc_s: dict[str, str] | None = None) -> Noise:
-    noise = Noise()
+                acc_p: dict[str, str] | None = None, acc_s: dict[str, str] | None = None,
+                *, secret_key: str | None = None) -> Noise:
+    noise = Noise(secondary=secondary)
     if primary.status != secondary.status:
         noise.status = True
     hp, hs = header_map(primary, ignore), header_map(secondary, ignore)
+    # Set-Cookie: learnt cookie by cookie, for this request only
+    noise.cookies = learn_cookie_noise(hp.pop("set-cookie", []), hs.pop("set-cookie", []), secret_key)
     for name in set(hp) | set(hs):
         if name not in hp or name not in hs:
             noise.header_presence.add(name)
@@ -350,6 +545,191 @@ def learn_noise(primary: Reply, secondary: Reply, ignore: tuple[str, ...],
         if (acc_p or {}).get(k) != (acc_s or {}).get(k):
             noise.accumulated.add(k)
     return noise
+
+
+# ---------------------------------------------------------------------------- cookies
+
+
+def cookie_list(values: list[str]) -> list[tuple[str, SetCookie]]:
+    """``Set-Cookie`` values as (ident, cookie): the name, ``name#2`` for its second setting."""
+    seen: dict[str, int] = {}
+    out = []
+    for v in values:
+        c = parse_set_cookie(v)
+        seen[c.name] = seen.get(c.name, 0) + 1
+        out.append((c.name if seen[c.name] == 1 else f"{c.name}#{seen[c.name]}", c))
+    return out
+
+
+def _attr_values(c: SetCookie) -> dict[str, list[str | None]]:
+    out: dict[str, list[str | None]] = {}
+    for k, v in c.attributes:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _sessions(a: SetCookie, b: SetCookie, secret_key: str | None):
+    sa, sb = decode_session(a.value, secret_key), decode_session(b.value, secret_key)
+    return (sa, sb) if sa is not None and sb is not None else (None, None)
+
+
+def learn_cookie_noise(vp: list[str], vs: list[str], secret_key: str | None = None) -> set[str]:
+    """What differs between two references' ``Set-Cookie`` headers, cookie by cookie."""
+    out: set[str] = set()
+    lp, ls = dict(cookie_list(vp)), dict(cookie_list(vs))
+    for ident in set(lp) ^ set(ls):
+        out.add(f"{ident} presence")
+    common_p = [i for i in lp if i in ls]
+    if common_p != [i for i in ls if i in lp]:
+        out.add("order")
+    for ident in common_p:
+        cp, cs = lp[ident], ls[ident]
+        if cp.attr_names() != cs.attr_names():
+            out.add(f"{ident} attributes")
+        ap, as_ = _attr_values(cp), _attr_values(cs)
+        for attr in set(ap) & set(as_):
+            if ap[attr] != as_[attr]:
+                out.add(f"{ident};{attr}")
+        if cp.value != cs.value:
+            sp, ss = _sessions(cp, cs, secret_key)
+            if sp is not None:
+                for path, _a, _b, _what in json_diff(sp.raw, ss.raw):
+                    out.add(f"{ident}{path}")
+            else:
+                out.add(f"{ident} value")
+    return out
+
+
+def compare_cookies(vr: list[str], vc: list[str], noise: Noise, out: "Outcome",
+                    secret_key: str | None = None) -> None:
+    """Compare the ``Set-Cookie`` headers of reference and candidate (module docstring)."""
+    diffs = out.differences
+    lr, lc = dict(cookie_list(vr)), dict(cookie_list(vc))
+    sec = noise.secondary
+    ls = dict(cookie_list(sec.header_all("set-cookie"))) if sec is not None else {}
+    for ident in lr:
+        if ident not in lc:
+            if f"{ident} presence" in noise.cookies:
+                out.noise_hits.append(f"cookie:{ident} presence")
+            else:
+                diffs.append(Difference("cookie-missing", ident, _raw(vr, lr[ident]), None))
+    for ident in lc:
+        if ident not in lr:
+            if f"{ident} presence" in noise.cookies:
+                out.noise_hits.append(f"cookie:{ident} presence")
+            else:
+                diffs.append(Difference("cookie-extra", ident, None, _raw(vc, lc[ident])))
+    common = [i for i in lr if i in lc]
+    if common != [i for i in lc if i in lr]:
+        if "order" in noise.cookies:
+            out.noise_hits.append("cookie:order")
+        else:
+            diffs.append(Difference("header-value", "set-cookie", vr, vc,
+                                    f"cookie order differs: {common} / {[i for i in lc if i in lr]}"))
+    for ident in common:
+        _compare_cookie(ident, lr[ident], lc[ident], ls.get(ident), noise, out, secret_key)
+
+
+def _raw(values: list[str], cookie: SetCookie) -> str:
+    for v in values:
+        if parse_set_cookie(v) == cookie:
+            return v
+    return f"{cookie.name}={cookie.value}"
+
+
+def _compare_cookie(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None, noise: Noise,
+                    out: "Outcome", secret_key: str | None) -> None:
+    diffs = out.differences
+    # attribute names: exactly (noisy only if the candidate's are the secondary's)
+    nr, nc = r.attr_names(), c.attr_names()
+    if nr != nc:
+        if f"{ident} attributes" in noise.cookies and s is not None and s.attr_names() == nc:
+            out.noise_hits.append(f"cookie:{ident} attributes")
+        else:
+            appeared = [a for a in dict.fromkeys(nc) if nc.count(a) > nr.count(a)]
+            vanished = [a for a in dict.fromkeys(nr) if nr.count(a) > nc.count(a)]
+            for a in appeared:
+                diffs.append(Difference("cookie-attribute", f"{ident};{a}", None, c.attr(a),
+                                        "attribute appeared"))
+            for a in vanished:
+                diffs.append(Difference("cookie-attribute", f"{ident};{a}", r.attr(a), None,
+                                        "attribute vanished"))
+            if not appeared and not vanished:
+                diffs.append(Difference("cookie-attribute", f"{ident};order", nr, nc,
+                                        "attribute order differs"))
+    # attribute values
+    ar, ac = _attr_values(r), _attr_values(c)
+    as_ = _attr_values(s) if s is not None else {}
+    for attr in [a for a in dict.fromkeys(nr) if a in ac]:
+        if ar[attr] == ac[attr]:
+            continue
+        if f"{ident};{attr}" in noise.cookies and (
+            _values_compatible(ar[attr], ac[attr]) or (attr in as_ and _values_compatible(as_[attr], ac[attr]))
+        ):
+            out.noise_hits.append(f"cookie:{ident};{attr}")
+            continue
+        detail = "noisy attribute: form differs too" if f"{ident};{attr}" in noise.cookies else ""
+        diffs.append(Difference("cookie-attribute", f"{ident};{attr}", _one(ar[attr]), _one(ac[attr]), detail))
+    # the value
+    sr, sc = _sessions(r, c, secret_key)
+    if sr is not None:
+        _compare_session(ident, r, c, s, sr, sc, noise, out, secret_key)
+        return
+    if r.value == c.value:
+        return
+    if f"{ident} value" in noise.cookies and (
+        forms_compatible(r.value, c.value) or (s is not None and forms_compatible(s.value, c.value))
+    ):
+        out.noise_hits.append(f"cookie:{ident} value")
+        return
+    rs, cs_ = decode_session(r.value, secret_key), decode_session(c.value, secret_key)
+    if (rs is None) != (cs_ is None):
+        detail = "a session cookie on one side only"
+    elif f"{ident} value" in noise.cookies:
+        detail = "noisy value: form differs too"
+    else:
+        detail = ""
+    diffs.append(Difference("cookie-value", ident, r.value, c.value, detail))
+
+
+def _one(values: list[str | None]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _values_compatible(a: list[str | None], b: list[str | None]) -> bool:
+    return len(a) == len(b) and all(
+        x == y or (x is not None and y is not None and forms_compatible(x, y)) for x, y in zip(a, b))
+
+
+def _compare_session(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None, sr: Any, sc: Any,
+                     noise: Noise, out: "Outcome", secret_key: str | None) -> None:
+    diffs = out.differences
+    if secret_key is not None and sr.verified and not sc.verified:
+        diffs.append(Difference("cookie-session", f"{ident}:signature", sr.signature, sc.signature,
+                                "the candidate's session cookie does not verify with the secret key"))
+    ss = decode_session(s.value, secret_key) if s is not None else None
+    noisy = {n[len(ident):] for n in noise.cookies if n.startswith(ident + "$")}
+    groups: dict[str, list[tuple[str, Any, Any, str]]] = {}
+    for path, a, b, what in json_diff(sr.raw, sc.raw):
+        p = _noisy_path(path, noisy)
+        if p is None:
+            diffs.append(Difference("cookie-session", f"{ident}{path}", a, b, what))
+        else:
+            groups.setdefault(p, []).append((path, a, b, what))
+    for p, items in sorted(groups.items()):
+        vr, vc = json_get(sr.raw, p), json_get(sc.raw, p)
+        vs = json_get(ss.raw, p) if ss is not None else MISSING
+        if json_compatible(vr, vc) or (ss is not None and json_compatible(vs, vc)):
+            out.noise_hits.append(f"cookie:{ident}{p}")
+        else:
+            diffs.append(Difference("cookie-session", f"{ident}{p}", _jsonish(vr), _jsonish(vc),
+                                    f"noisy session field, form differs too ({items[0][3]})"))
+    if (sr.timestamp, sr.signature) != (sc.timestamp, sc.signature):
+        out.noise_hits.append(f"cookie:{ident} timestamp/signature (masked)")
+
+
+def _jsonish(v: Any) -> Any:
+    return None if v is MISSING else v
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -377,8 +757,10 @@ def _length_follows_masked_body(reference: Reply, candidate: Reply, hr: dict[str
 
 def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[str, ...],
             live: bool = False, acc_ref: dict[str, str] | None = None,
-            acc_cand: dict[str, str] | None = None, method: str = "GET") -> Outcome:
+            acc_cand: dict[str, str] | None = None, method: str = "GET",
+            secret_key: str | None = None) -> Outcome:
     out = Outcome()
+    sec = noise.secondary
     diffs = out.differences
     # status
     if reference.status != candidate.status:
@@ -388,6 +770,8 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
             diffs.append(Difference("status", "status", reference.status, candidate.status))
     # headers
     hr, hc = header_map(reference, ignore), header_map(candidate, ignore)
+    hs = header_map(sec, ignore) if sec is not None else {}
+    compare_cookies(hr.pop("set-cookie", []), hc.pop("set-cookie", []), noise, out, secret_key)
     if live:
         # framing is the server's: a chunked answer has no Content-Length
         if "content-length" in hr and "content-length" not in hc or "content-length" in hc and "content-length" not in hr:
@@ -414,11 +798,12 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
                 diffs.append(Difference("header-extra", name, None, hc[name]))
         elif hr[name] != hc[name]:
             if name in noise.headers or name in noise.header_presence:
-                if [text_shape(v) for v in hr[name]] == [text_shape(v) for v in hc[name]]:
+                if _values_compatible(hr[name], hc[name]) or (
+                        name in hs and _values_compatible(hs[name], hc[name])):
                     out.noise_hits.append(f"header:{name}")
                 else:
                     diffs.append(Difference("header-value", name, hr[name], hc[name],
-                                            "noisy header: shapes differ too"))
+                                            "noisy header: forms differ too"))
             else:
                 diffs.append(Difference("header-value", name, hr[name], hc[name]))
         elif name in noise.headers:
@@ -429,20 +814,25 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
         ok_c, jc = parse_json(candidate.body) if is_json_reply(candidate) else (False, None)
         if ok_r and ok_c:
             structural = json_diff(jr, jc)
-            covered = set()
+            groups: dict[str, list[str]] = {}
             for path, a, b, what in structural:
                 if _noisy_path(path, noise.covered) is not None:
                     out.noise_hits.append(f"json(accumulated):{path}")
                     continue
                 noisy = _noisy_path(path, noise.json_paths)
                 if noisy is not None:
-                    if json_shape(a) == json_shape(b):
-                        out.noise_hits.append(f"json:{noisy}")
-                        covered.add(path)
-                        continue
-                    diffs.append(Difference("json", path, a, b, f"noisy field, shapes differ too ({what})"))
+                    groups.setdefault(noisy, []).append(what)
                 else:
                     diffs.append(Difference("json", path, a, b, what))
+            if groups:
+                ok_s, js = parse_json(sec.body) if sec is not None and is_json_reply(sec) else (False, None)
+                for noisy, whats in sorted(groups.items()):
+                    vr, vc = json_get(jr, noisy), json_get(jc, noisy)
+                    if json_compatible(vr, vc) or (ok_s and json_compatible(json_get(js, noisy), vc)):
+                        out.noise_hits.append(f"json:{noisy}")
+                    else:
+                        diffs.append(Difference("json", noisy, _jsonish(vr), _jsonish(vc),
+                                                f"noisy field, form differs too ({whats[0]})"))
             if not any(d.kind == "json" for d in diffs):
                 # same values (up to noise): the bytes must still be the same
                 mr = mask_json(reference.body, noise.json_paths | noise.covered)
@@ -451,8 +841,10 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
                     diffs.append(Difference("json-format", "body", reference.body, candidate.body,
                                             _format_detail(mr, mc)))
         elif reference.body != candidate.body:
-            if noise.body and text_shape(reference.body.decode("utf-8", "replace")) == text_shape(
-                candidate.body.decode("utf-8", "replace")
+            cand_text = candidate.body.decode("utf-8", "replace")
+            if noise.body and (
+                forms_compatible(reference.body.decode("utf-8", "replace"), cand_text)
+                or (sec is not None and forms_compatible(sec.body.decode("utf-8", "replace"), cand_text))
             ):
                 out.noise_hits.append("body")
             else:

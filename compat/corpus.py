@@ -30,7 +30,12 @@ A corpus is a directory of ``*.toml`` files (or one file). Each file may hold:
     as ``${stored}``), repeat ``until`` a JSON field has a value
     (``until = {field = "status", equals = "finished"}``, ``max_tries``, ``interval``),
     ``accumulate`` a JSON field over its tries (compared as one more value), and be left out
-    of the comparison (``compare = false``).
+    of the comparison (``compare = false``). Captures: ``header:NAME``, ``json:a.b``,
+    ``status``, ``html:SELECTOR`` / ``html:SELECTOR@attr`` (a CSS subset: tag, ``#id``,
+    ``.class``, ``[attr=value]``, descendants) and ``regex:PATTERN`` (group 1) on the body,
+    e.g. ``capture = {csrf = "html:input[name=csrf_token]@value"}``. A sequence has a cookie
+    jar: every ``Set-Cookie`` is sent back on its later steps, as a browser would
+    (``cookies = false`` turns it off; a step's own ``Cookie`` header wins).
 
 Strings may use ``{admin}``, ``{viewer}``, ``{agent}``, ``{unknown}`` for the known tokens.
 ``instance.toml`` beside the corpus files says how an instance folder is prepared
@@ -48,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from compat.apps import TOKENS, UNKNOWN_TOKEN
+from .apps import TOKENS, UNKNOWN_TOKEN
 
 MODES = ("inprocess", "live")
 BOUNDARY = "compatboundary7MA4YWxkTrZu0gW"
@@ -102,6 +107,7 @@ class Scenario:
     modes: tuple[str, ...] = MODES
     note: str = ""
     source: str = ""
+    cookies: bool = True  # a cookie jar for the scenario's steps
 
     @property
     def is_sequence(self) -> bool:
@@ -407,9 +413,10 @@ def _expand(matrix: dict[str, Any], where: str) -> Iterator[dict[str, Any]]:
 def _sequence(item: dict[str, Any], defaults: dict[str, Any], where: str, src: str) -> Scenario:
     if "name" not in item:
         raise CorpusError(f"{where}: a sequence needs a name")
-    unknown = set(item) - {"name", "step", "tags", "modes", "note"}
+    unknown = set(item) - {"name", "step", "tags", "modes", "note", "cookies"}
     if unknown:
-        raise CorpusError(f"{where}: unknown key(s) {sorted(unknown)} (a sequence has name, tags, modes, note, step)")
+        raise CorpusError(f"{where}: unknown key(s) {sorted(unknown)} "
+                          "(a sequence has name, tags, modes, note, cookies, step)")
     steps_data = item.get("step", [])
     if not steps_data:
         raise CorpusError(f"{where}: a sequence needs [[sequence.step]]s")
@@ -425,7 +432,7 @@ def _sequence(item: dict[str, Any], defaults: dict[str, Any], where: str, src: s
     return Scenario(
         name=item["name"], steps=steps,
         tags=tuple(defaults.get("tags", [])) + tuple(item.get("tags", [])),
-        modes=modes, note=str(item.get("note", "")), source=src,
+        modes=modes, note=str(item.get("note", "")), source=src, cookies=bool(item.get("cookies", True)),
     )
 
 
@@ -464,7 +471,7 @@ class Corpus:
     instance: dict[str, Any] = field(default_factory=dict)  # an [instance] table in a corpus file
 
     def setup(self):
-        from compat.apps import InstanceSetup
+        from .apps import InstanceSetup
 
         if self.instance_file is not None:
             return InstanceSetup.load(self.instance_file)

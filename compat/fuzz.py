@@ -1,11 +1,22 @@
-"""Fuzz mode: hypothesis generates requests from the reference app's route table.
+"""Fuzz mode: hypothesis generates requests from the reference app's route table and the corpus.
 
-The rules of the reference's ``url_map`` (Werkzeug's, in Flask and Quart alike) give the
-paths: every ``<converter>`` is filled with generated text (percent-encoded, unicode, dots,
-slashes for ``path``), and sometimes the path is bent (trailing slash, double slash, other
-case, unknown suffix). Methods come from the rule and beyond; headers (auth variants,
-content types, ``X-Request-ID``, conditional and ``Range`` headers) and bodies (JSON of any
-shape, bad JSON, bytes, text, forms, multipart, chunked) are generated too.
+The rules of the reference's ``url_map`` (Werkzeug's, in Flask and Quart alike, the
+``static`` routes included) give the paths: every ``<converter>`` is filled with generated
+text (percent-encoded, unicode, dots, slashes for ``path``) or, often, with a value the
+corpus used there (a static file the corpus asks for, a user name, an id), and sometimes the
+path is bent (trailing slash, double slash, other case, unknown suffix). Methods come from
+the rule and beyond; headers (auth variants, content types, ``X-Request-ID``, conditional
+and ``Range`` headers, the headers and cookie names the corpus sends) and bodies (JSON of
+any shape, bad JSON, bytes, text, forms, multipart, chunked, now and then a body of up to a
+few hundred KB) are generated too; the field names in JSON, form and urlencoded bodies and
+the query parameter names are often those the corpus sends to that rule.
+
+What the corpus teaches is a :class:`Hints` (:func:`learn_hints`): field, query, header and
+cookie names, path values per rule and argument, static files, content types, and the
+sequence that logs in. About half of the generated requests are marked ``session`` when
+there is one: the runner plays the login sequence first on each instance and sends them
+with its cookies. The size edges (request line, header, body at each limit) are not left to
+chance: :mod:`compat.edges` always tries them.
 
 Generated requests become scenarios (``fuzz-00042-POST-api.exec.uuid``) and are played like
 the corpus: on the primary reference and the candidate, then on the secondary reference for
@@ -16,18 +27,23 @@ seed (``--fuzz-seed``).
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import re
 import string
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from hypothesis import HealthCheck, Phase, given, seed as hyp_seed, settings
 from hypothesis import strategies as st
 
-from compat.apps import AppSpec, InstanceSetup, Workdir, create_app
-from compat.corpus import AUTH_HEADERS, BOUNDARY, Scenario, Step, multipart
-from compat.runner import AllowList, PairReport, Target, compare_runs, play_all
+from .apps import AppSpec, InstanceSetup, Workdir
+from .corpus import AUTH_HEADERS, BOUNDARY, Scenario, Step, build_request, multipart, substitute_tokens
+from .runner import AllowList, PairReport, compare_runs
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 CONTENT_TYPES = [
@@ -36,20 +52,325 @@ CONTENT_TYPES = [
     "application/vnd.api+json", "text/json", "nonsense", "",
 ]
 SEGMENT_ALPHABET = string.ascii_letters + string.digits + "-_.~ %+@:;,'\"!$&()*=<>[]{}|\\^`" + "é✓文\u00a0"
+QUERY_NAMES = ["id", "name", "list", "x", "token", "é"]
+FORM_NAMES = ["id", "name", "list", "file"]
+# header values and cookie values: no CR, LF or non-Latin-1 (a server refuses them before the app)
+HEADER_ALPHABET = string.ascii_letters + string.digits + " -_.:/=;,\"'*()@"
+# big bodies: up to a few hundred KB, sizes around common buffer and limit sizes among them
+BIG_BODY_MAX = 400_000
+BIG_SIZES = [4095, 4096, 4097, 65535, 65536, 65537, 131072, 262144, 262145, 300_000, BIG_BODY_MAX]
+BIG_FILLS = ["a", " ", "0", "é", "{", "\x00", "ab\r\n"]
+# what makes a corpus sequence a login
+PASSWORD_FIELD = re.compile(r"pass|pwd", re.IGNORECASE)
+LOGIN_PATH = re.compile(r"log-?in|sign-?in", re.IGNORECASE)
+# corpus headers fuzz does not replay by name: auth, content type and cookies are generated
+# apart, and framing headers that lie would hang a live client
+UNLEARNT_HEADERS = {"authorization", "content-type", "content-length", "transfer-encoding", "host", "connection",
+                    "expect", "te", "trailer", "upgrade", "cookie"}
+Rules = list[tuple[str, list[str], dict[str, str]]]
 
 
-def route_rules(app: Any) -> list[tuple[str, list[str], dict[str, str]]]:
-    """(rule, methods, {argument: converter name}) of every rule but ``static``."""
+def route_rules(app: Any) -> Rules:
+    """(rule, methods, {argument: converter name}) of every rule, ``static`` ones included
+    (Flask's and Quart's ``/static/<path:filename>``, a blueprint's ``bp.static``): their
+    ``filename`` values come from the static files the corpus asks for (:class:`Hints`)."""
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
-            continue
         convs = {name: type(conv).__name__ for name, conv in rule._converters.items()}
         out.append((rule.rule, sorted(rule.methods or ()), convs))
     out.sort()
     return out
 
 
+# ---------------------------------------------------------------------------- hints from the corpus
+
+
+@dataclass
+class Seen:
+    """One request of the corpus, as far as fuzzing cares."""
+
+    scenario: str
+    method: str
+    path: str  # tokens substituted, without the query string; may hold ``${var}``
+    query: str
+    auth: str | None
+    content_type: str | None
+    body: str  # "", "json", "form" (multipart), "urlencoded", "raw"
+    fields: tuple[str, ...] = ()  # field names of the body
+    files: tuple[str, ...] = ()  # multipart file field names
+
+    @property
+    def concrete(self) -> bool:
+        """A path known before the run (no captured ``${var}`` in it)."""
+        return "${" not in self.path
+
+
+@dataclass
+class RuleHints:
+    """What the corpus sent to one rule."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)  # argument -> values seen
+    paths: list[str] = field(default_factory=list)  # concrete paths seen
+    methods: list[str] = field(default_factory=list)
+    auths: list[str] = field(default_factory=list)  # most used first
+    json_fields: list[str] = field(default_factory=list)
+    form_fields: list[str] = field(default_factory=list)  # multipart and urlencoded fields
+    file_fields: list[str] = field(default_factory=list)
+    query_params: list[str] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BoundHints:
+    """:class:`Hints` matched against a route table (:meth:`Hints.for_rules`)."""
+
+    rules: dict[str, RuleHints]
+    by_argument: dict[str, list[str]]  # argument name -> values seen on any rule
+    by_converter: dict[str, list[str]]  # converter class name -> values seen on any rule
+    matched: list[tuple[Seen, str]]  # every concrete corpus request with the rule it matched
+
+
+@dataclass
+class Hints:
+    """What the corpus teaches fuzzing (:func:`learn_hints`). Lists are sorted (a seed gives
+    the same requests whatever the order of the corpus files)."""
+
+    json_fields: list[str] = field(default_factory=list)  # keys of JSON object bodies
+    form_fields: list[str] = field(default_factory=list)  # multipart text and urlencoded fields
+    file_fields: list[str] = field(default_factory=list)  # multipart file fields
+    query_params: list[str] = field(default_factory=list)
+    headers: dict[str, list[str]] = field(default_factory=dict)  # name -> values as written
+    cookies: list[str] = field(default_factory=list)  # cookie names sent in Cookie headers
+    content_types: list[str] = field(default_factory=list)
+    static_files: list[str] = field(default_factory=list)  # "style.css" of "/static/style.css"
+    seen: list[Seen] = field(default_factory=list)  # every request of the corpus, in order
+    login: str | None = None  # name of the corpus sequence that logs in
+    _bound: tuple[tuple[str, ...], BoundHints] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def for_rules(self, rules: Rules) -> BoundHints:
+        """Corpus requests matched against ``rules`` (Werkzeug's matcher; a regex from the
+        rule for a rule whose converter a plain ``Map`` does not know): per-rule field
+        names, methods, auth, and the path values seen for every argument."""
+        key = tuple(r for r, _m, _c in rules)
+        if self._bound is not None and self._bound[0] == key:
+            return self._bound[1]
+        match = _matcher(rules)
+        convs = {r: c for r, _m, c in rules}
+        per: dict[str, dict[str, dict[str, None]]] = {r: {} for r in key}
+        auths: dict[str, Counter] = {r: Counter() for r in key}
+        by_argument: dict[str, dict[str, None]] = {}
+        by_converter: dict[str, dict[str, None]] = {}
+        matched = []
+        for seen in self.seen:
+            if not seen.concrete:
+                continue
+            found = match(seen.path)
+            if found is None:
+                continue
+            rule, args = found
+            matched.append((seen, rule))
+            p = per[rule]
+            for name, value in args.items():
+                p.setdefault("value:" + name, {})[value] = None
+                by_argument.setdefault(name, {})[value] = None
+                by_converter.setdefault(convs[rule].get(name, "UnicodeConverter"), {})[value] = None
+            p.setdefault("paths", {})[seen.path] = None
+            p.setdefault("methods", {})[seen.method] = None
+            auths[rule][seen.auth or "none"] += 1
+            kind = {"json": "json_fields", "form": "form_fields", "urlencoded": "form_fields"}.get(seen.body)
+            if kind:
+                p.setdefault(kind, {}).update(dict.fromkeys(f for f in seen.fields if "${" not in f))
+            p.setdefault("file_fields", {}).update(dict.fromkeys(seen.files))
+            p.setdefault("query_params", {}).update(dict.fromkeys(_query_names(seen.query)))
+            if seen.content_type:
+                p.setdefault("content_types", {})[seen.content_type] = None
+        out: dict[str, RuleHints] = {}
+        for rule in key:
+            p = per[rule]
+            values = {k[len("value:"):]: sorted(v) for k, v in p.items() if k.startswith("value:")}
+            if "filename" in convs[rule] and self.static_files:
+                values["filename"] = sorted(set(values.get("filename", [])) | set(self.static_files))
+            out[rule] = RuleHints(
+                values=values,
+                paths=sorted(p.get("paths", {})),
+                methods=sorted(p.get("methods", {})),
+                auths=[a for a, _n in sorted(auths[rule].items(), key=lambda kv: (-kv[1], kv[0]))],
+                **{k: sorted(p.get(k, {})) for k in ("json_fields", "form_fields", "file_fields", "query_params",
+                                                     "content_types")},
+            )
+        bound = BoundHints(rules=out, by_argument={k: sorted(v) for k, v in by_argument.items()},
+                           by_converter={k: sorted(v) for k, v in by_converter.items()}, matched=matched)
+        self._bound = (key, bound)
+        return bound
+
+
+def _query_names(query: str) -> list[str]:
+    return [k for k, _v in parse_qsl(query, keep_blank_values=True) if k and "${" not in k]
+
+
+def _rule_regex(rule: str) -> re.Pattern[str]:
+    out, pos = [], 0
+    part = r"<(?:(?P<conv>[A-Za-z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[A-Za-z_]\w*)>"
+    for m in re.finditer(part, rule):
+        out.append(re.escape(rule[pos : m.start()]))
+        out.append(f"(?P<{m['name']}>.+)" if m["conv"] == "path" else f"(?P<{m['name']}>[^/]+)")
+        pos = m.end()
+    out.append(re.escape(rule[pos:]))
+    return re.compile("".join(out))
+
+
+def _matcher(rules: Rules):
+    """``match(path) -> (rule, {argument: value}) | None`` for concrete (percent-encoded) paths."""
+    from werkzeug.routing import Map, Rule
+
+    url_map = Map(strict_slashes=False, merge_slashes=False)
+    fallback = []
+    for rule in dict.fromkeys(r for r, _m, _c in rules):
+        try:
+            url_map.add(Rule(rule, endpoint=rule))
+        except Exception:  # a converter only the app knows
+            fallback.append((rule, _rule_regex(rule)))
+    adapter = url_map.bind("localhost")
+
+    def match(path: str) -> tuple[str, dict[str, str]] | None:
+        decoded = unquote(path)
+        try:
+            rule, args = adapter.match(decoded, method="GET")
+            return str(rule), {k: str(v) for k, v in args.items()}
+        except Exception:  # no match, a redirect
+            pass
+        for rule, rx in fallback:
+            m = rx.fullmatch(decoded)
+            if m:
+                return rule, dict(m.groupdict())
+        return None
+
+    return match
+
+
+def _step_content_type(step: Step) -> str | None:
+    ctype = step.content_type
+    for name, value in step.headers:
+        if name.lower() == "content-type":
+            ctype = value
+    if ctype is None:
+        spec = step.body_spec
+        if "json" in spec:
+            ctype = "application/json"
+        elif "form" in spec or "files" in spec:
+            ctype = f"multipart/form-data; boundary={BOUNDARY}"
+        elif "urlencoded" in spec:
+            ctype = "application/x-www-form-urlencoded"
+    return substitute_tokens(ctype) if ctype is not None else None
+
+
+def _body_fields(step: Step, ctype: str | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(kind, field names, file field names) of a corpus step's body."""
+    spec = step.body_spec
+
+    def names(pairs: Any) -> tuple[str, ...]:
+        try:
+            return tuple(substitute_tokens(str(k)) for k, _v in pairs)
+        except (TypeError, ValueError):
+            return ()
+
+    if "json" in spec:
+        value = spec["json"]
+        return "json", tuple(substitute_tokens(str(k)) for k in value) if isinstance(value, dict) else (), ()
+    if "form" in spec or "files" in spec:
+        files = tuple(substitute_tokens(str(f.get("field", "file")))
+                      for f in spec.get("files", []) if isinstance(f, dict))
+        return "form", names(spec.get("form", [])), files
+    if "urlencoded" in spec:
+        return "urlencoded", names(spec["urlencoded"]), ()
+    text = None
+    try:
+        if "body" in spec:
+            text = substitute_tokens(str(spec["body"]))
+        elif "body_hex" in spec and len(spec["body_hex"]) <= 131072:
+            text = bytes.fromhex(spec["body_hex"]).decode("utf-8")
+        elif "body_b64" in spec and len(spec["body_b64"]) <= 87384:
+            text = base64.b64decode(spec["body_b64"]).decode("utf-8")
+    except ValueError:  # not hex, not base64, not UTF-8
+        text = None
+    if text is not None:
+        if "x-www-form-urlencoded" in (ctype or "").lower():
+            return "urlencoded", tuple(_query_names(text)), ()
+        if text.lstrip().startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                return "json", tuple(str(k) for k in value), ()
+        return "raw", (), ()
+    if any(k in spec for k in ("body_hex", "body_b64", "body_size", "body_gen")):
+        return "raw", (), ()
+    return "", (), ()
+
+
+def _seen(scenario: str, step: Step) -> Seen:
+    target = substitute_tokens(step.path).split("#", 1)[0]
+    path, _sep, query = target.partition("?")
+    ctype = _step_content_type(step)
+    kind, fields, files = _body_fields(step, ctype)
+    return Seen(scenario=scenario, method=step.method.upper(), path=path or "/", query=query, auth=step.auth,
+                content_type=ctype, body=kind, fields=fields, files=files)
+
+
+def _logs_in(seen: Seen) -> bool:
+    if seen.method != "POST":
+        return False
+    if seen.body in ("form", "urlencoded", "json") and any(PASSWORD_FIELD.search(f) for f in seen.fields):
+        return True
+    return bool(LOGIN_PATH.search(seen.path))
+
+
+def learn_hints(scenarios: list[Scenario]) -> Hints:
+    """What the corpus sends: field, query, header and cookie names, content types, static
+    files (paths under ``/static/``), every request (matched against a route table later,
+    :meth:`Hints.for_rules`), and ``login``: the first sequence one of whose steps POSTs a
+    password field (form, urlencoded or JSON) or POSTs to a path with login/signin in it."""
+    sets: dict[str, dict[str, None]] = {k: {} for k in ("json", "form", "file", "query", "cookie", "ctype", "static")}
+    headers: dict[str, dict[str, None]] = {}
+    seen_all: list[Seen] = []
+    login = None
+    for scenario in scenarios:
+        for step in scenario.steps:
+            if step.action:
+                continue
+            seen = _seen(scenario.name, step)
+            seen_all.append(seen)
+            if login is None and scenario.is_sequence and _logs_in(seen):
+                login = scenario.name
+            kind = {"json": "json", "form": "form", "urlencoded": "form"}.get(seen.body)
+            if kind:
+                sets[kind].update(dict.fromkeys(f for f in seen.fields if "${" not in f))
+            sets["file"].update(dict.fromkeys(seen.files))
+            sets["query"].update(dict.fromkeys(_query_names(seen.query)))
+            if seen.content_type:
+                sets["ctype"][seen.content_type] = None
+            static = unquote(seen.path).removeprefix("/static/") if seen.concrete else ""
+            if static and static != unquote(seen.path):
+                sets["static"][static] = None
+            for name, value in step.headers:
+                low = name.lower()
+                if low == "cookie":
+                    for part in value.split(";"):
+                        cookie = part.split("=", 1)[0].strip()
+                        if cookie:
+                            sets["cookie"][cookie] = None
+                elif low not in UNLEARNT_HEADERS and "${" not in name + value and not re.search(r"[\r\n]", value):
+                    headers.setdefault(name, {})[value] = None
+    return Hints(
+        json_fields=sorted(sets["json"]), form_fields=sorted(sets["form"]), file_fields=sorted(sets["file"]),
+        query_params=sorted(sets["query"]), headers={k: sorted(v)[:8] for k, v in sorted(headers.items())},
+        cookies=sorted(sets["cookie"]), content_types=sorted(sets["ctype"]), static_files=sorted(sets["static"]),
+        seen=seen_all, login=login,
+    )
+
+
+@functools.lru_cache(maxsize=None)
 def _segment(converter: str) -> st.SearchStrategy[str]:
     if converter in ("IntegerConverter",):
         return st.integers(min_value=-5, max_value=10**6).map(str)
@@ -65,6 +386,7 @@ def _segment(converter: str) -> st.SearchStrategy[str]:
     )
 
 
+@functools.lru_cache(maxsize=None)
 def _json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(
         st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
@@ -82,12 +404,83 @@ def _safe_cmd(value: Any) -> Any:
     return value
 
 
+def _learnt(*lists: list[str] | None) -> list[str]:
+    """The names of several lists, each once, in order."""
+    return list(dict.fromkeys(x for names in lists if names for x in names))
+
+
+def _pick(learnt: list[Any], default: list[Any], weight: int = 2) -> st.SearchStrategy[Any]:
+    """A learnt value ``weight`` times out of ``weight + 1`` (when there is one), else a default."""
+    return _pick_cached(tuple(learnt), tuple(default), weight)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pick_cached(learnt: tuple[Any, ...], default: tuple[Any, ...], weight: int) -> st.SearchStrategy[Any]:
+    # strategies are immutable: made once, not validated again on every draw
+    if not learnt:
+        return st.sampled_from(default)
+    if not default:
+        return st.sampled_from(learnt)
+    return st.one_of(*([st.sampled_from(learnt)] * weight), st.sampled_from(default))
+
+
+def _value_pools(hints: Hints | None, bound: BoundHints | None, rh: RuleHints | None, name: str,
+                 conv: str) -> list[list[str]]:
+    """Learnt values for one argument, the most specific first: the rule's own, the static
+    files for a ``filename``, the argument's name on any rule, the converter's."""
+    pools = []
+    if rh is not None and rh.values.get(name):
+        pools.append(rh.values[name])
+    if hints is not None and name == "filename" and hints.static_files:
+        pools.append(hints.static_files)
+    if bound is not None:
+        for pool in (bound.by_argument.get(name), bound.by_converter.get(conv)):
+            if pool:
+                pools.append(pool)
+    return pools
+
+
+def _bend_value(draw: st.DrawFn, value: str) -> str:
+    how = draw(st.sampled_from(["same"] * 6 + ["upper", "suffix", "dot", "dotdot", "trail"]))
+    if how == "upper":
+        return value.upper()
+    if how == "suffix":
+        return value + "x"
+    if how == "dot":
+        return "./" + value
+    if how == "dotdot":
+        return "../" + value
+    if how == "trail":
+        return value + "/"
+    return value
+
+
+def _fill_bytes(fill: str, size: int) -> bytes:
+    """``size`` bytes of ``fill`` repeated, as the corpus's ``body_size`` + ``body_fill`` makes them."""
+    unit = fill.encode("utf-8") or b"a"
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def requests(rules: Rules, hints: Hints | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """Generated request dicts for ``rules``; with ``hints`` (what the corpus sends) about as
+    often learnt values (path values, static files, field, query, header and cookie names,
+    auth and content types used on the rule) as random ones."""
+    bound = hints.for_rules(rules) if hints is not None else None
+    return _requests(rules, hints, bound)
+
+
 @st.composite
-def requests(draw: st.DrawFn, rules: list[tuple[str, list[str], dict[str, str]]]) -> dict[str, Any]:
+def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHints | None) -> dict[str, Any]:
     rule, methods, convs = draw(st.sampled_from(rules))
+    rh = bound.rules.get(rule) if bound is not None else None
     path = rule
     for name, conv in convs.items():
-        value = draw(_segment(conv))
+        pools = _value_pools(hints, bound, rh, name, conv)
+        if pools and draw(st.integers(min_value=0, max_value=9)) < 6:
+            pool = draw(st.sampled_from(pools[:2]))
+            value = _bend_value(draw, draw(st.sampled_from(pool)))
+        else:
+            value = draw(_segment(conv))
         safe = "/" if conv == "PathConverter" else ""
         encoded = quote(value, safe=safe) if draw(st.booleans()) else value.replace("/", "%2F").replace("?", "%3F").replace("#", "%23")
         path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + r">", lambda _m: encoded, path, count=1)
@@ -103,18 +496,30 @@ def requests(draw: st.DrawFn, rules: list[tuple[str, list[str], dict[str, str]]]
     elif bend == "suffix":
         path = path.rstrip("/") + "/" + draw(st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=8))
     if draw(st.booleans()):
-        pairs = draw(st.lists(st.tuples(st.sampled_from(["id", "name", "list", "x", "token", "é"]),
+        qnames = _learnt(rh.query_params if rh else None, hints.query_params if hints else None)
+        pairs = draw(st.lists(st.tuples(_pick(qnames, QUERY_NAMES),
                                         st.text(alphabet=SEGMENT_ALPHABET, max_size=12)), max_size=4))
         if pairs:
             path += "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
-    method = draw(st.sampled_from(methods + METHODS))
-    auth = draw(st.sampled_from(list(AUTH_HEADERS)))
+    method = draw(st.sampled_from(methods + METHODS + (rh.methods if rh else [])))
+    auth = draw(_pick([a for a in (rh.auths if rh else []) if a in AUTH_HEADERS], list(AUTH_HEADERS), weight=1))
     headers: list[tuple[str, str]] = []
-    ctype = draw(st.sampled_from(CONTENT_TYPES))
-    kind = draw(st.sampled_from(["none", "none", "json", "json", "bad-json", "bytes", "text", "form", "urlencoded", "cmd"]))
+    ctype = draw(_pick(_learnt(rh.content_types if rh else None, hints.content_types if hints else None),
+                       CONTENT_TYPES, weight=1))
+    jnames = _learnt(rh.json_fields if rh else None, hints.json_fields if hints else None)
+    fnames = _learnt(rh.form_fields if rh else None, hints.form_fields if hints else None)
+    file_fields = _learnt(rh.file_fields if rh else None, hints.file_fields if hints else None)
+    kind = draw(st.sampled_from(
+        ["none", "none", "json", "json", "bad-json", "bytes", "text", "form", "urlencoded", "cmd"] * 2 + ["big"]))
     body: bytes | None = None
+    body_spec: dict[str, Any] | None = None  # a compact spec of a big body (see to_scenarios)
     if kind == "json":
-        body = json.dumps(_safe_cmd(draw(_json_values()))).encode()
+        if jnames and draw(st.integers(min_value=0, max_value=2)) > 0:
+            keys = st.one_of(st.sampled_from(jnames), st.sampled_from(jnames), st.text(max_size=10))
+            value = draw(st.dictionaries(keys, _json_values(), min_size=1, max_size=6))
+        else:
+            value = draw(_json_values())
+        body = json.dumps(_safe_cmd(value)).encode()
     elif kind == "bad-json":
         body = draw(st.sampled_from([b"{", b"[1,", b"{'a': 1}", b"NaN", b"\xff\xfe", b"{\"a\": \"\\ud800\"}", b"[" * 50]))
     elif kind == "bytes":
@@ -122,10 +527,11 @@ def requests(draw: st.DrawFn, rules: list[tuple[str, list[str], dict[str, str]]]
     elif kind == "text":
         body = draw(st.text(max_size=200)).encode("utf-8", "surrogatepass")
     elif kind == "form":
-        fields = draw(st.lists(st.tuples(st.sampled_from(["id", "name", "list", "file"]), st.text(max_size=20)), max_size=5))
+        fields = draw(st.lists(st.tuples(_pick(fnames, FORM_NAMES), st.text(max_size=20)), max_size=5))
         files = []
         if draw(st.booleans()):
-            files.append({"field": "file", "filename": draw(st.text(alphabet=SEGMENT_ALPHABET + "/", max_size=30)),
+            files.append({"field": draw(_pick(file_fields, ["file"])),
+                          "filename": draw(st.text(alphabet=SEGMENT_ALPHABET + "/", max_size=30)),
                           "content": draw(st.text(max_size=200)),
                           "content_type": draw(st.sampled_from(["text/plain", "application/octet-stream", "image/png", ""]))})
         body = multipart(fields, files)
@@ -133,11 +539,32 @@ def requests(draw: st.DrawFn, rules: list[tuple[str, list[str], dict[str, str]]]
             ctype = f"multipart/form-data; boundary={BOUNDARY}"
     elif kind == "urlencoded":
         body = "&".join(f"{quote(k)}={quote(v)}" for k, v in draw(st.lists(
-            st.tuples(st.sampled_from(["id", "name", "list"]), st.text(max_size=20)), max_size=4))).encode()
+            st.tuples(_pick(fnames, ["id", "name", "list"]), st.text(max_size=20)), max_size=4))).encode()
     elif kind == "cmd":
         body = json.dumps({"cmd": "x-" + draw(st.text(max_size=40))}).encode()
         if ctype is None:
             ctype = "application/json"
+    elif kind == "big":
+        size = draw(st.one_of(st.integers(min_value=1, max_value=BIG_BODY_MAX), st.sampled_from(BIG_SIZES)))
+        shape = draw(st.sampled_from(["fill", "fill", "json", "urlencoded", "multipart-file", "multipart-field"]))
+        if shape == "fill":
+            fill = draw(st.sampled_from(BIG_FILLS))
+            body, body_spec = _fill_bytes(fill, size), {"body_size": size, "body_fill": fill}
+        else:
+            text = draw(st.sampled_from(["a", "0", " "])) * size
+            if shape == "json":
+                body = json.dumps(_safe_cmd({draw(_pick(jnames, ["data", "a"])): text})).encode()
+                ctype = "application/json"
+            elif shape == "urlencoded":
+                body = f"{quote(draw(_pick(fnames, ['id', 'name'])))}={quote(text)}".encode()
+                ctype = "application/x-www-form-urlencoded"
+            elif shape == "multipart-file":
+                body = multipart([], [{"field": draw(_pick(file_fields, ["file"])), "filename": "big.bin", "size": size,
+                                       "fill": text[:1], "content_type": "application/octet-stream"}])
+                ctype = f"multipart/form-data; boundary={BOUNDARY}"
+            else:
+                body = multipart([(draw(_pick(fnames, FORM_NAMES)), text)], [])
+                ctype = f"multipart/form-data; boundary={BOUNDARY}"
     if ctype is not None:
         headers.append(("Content-Type", ctype))
     extra = draw(st.lists(st.sampled_from([
@@ -147,18 +574,34 @@ def requests(draw: st.DrawFn, rules: list[tuple[str, list[str], dict[str, str]]]
         ("Accept-Encoding", "gzip"), ("X-Forwarded-Proto", "https"),
     ]), max_size=3, unique=True))
     headers.extend(extra)
+    if hints is not None and hints.headers and draw(st.integers(min_value=0, max_value=3)) == 0:
+        hname = draw(st.sampled_from(sorted(hints.headers)))
+        headers.append((hname, draw(st.one_of(st.sampled_from(hints.headers[hname]),
+                                               st.text(alphabet=HEADER_ALPHABET, max_size=30)))))
+    if hints is not None and hints.cookies and draw(st.integers(min_value=0, max_value=3)) == 0:
+        cookie_value = st.text(alphabet=HEADER_ALPHABET.replace(";", ""), max_size=20)
+        cookies = draw(st.lists(st.tuples(st.sampled_from(hints.cookies), cookie_value), min_size=1, max_size=3))
+        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in cookies)))
     chunked = body is not None and draw(st.integers(min_value=0, max_value=9)) == 0
-    return {"rule": rule, "method": method, "path": path, "auth": auth, "headers": headers,
-            "body": body, "chunked": chunked}
+    # with the cookies of the corpus's login sequence (the runner plays it first)
+    session = draw(st.booleans()) and hints is not None and hints.login is not None
+    req = {"rule": rule, "method": method, "path": path, "auth": auth, "headers": headers,
+           "body": body, "chunked": chunked, "session": session}
+    if body_spec is not None:
+        req["body_spec"] = body_spec
+    return req
 
 
-def generate(rules: list[tuple[str, list[str], dict[str, str]]], n: int, seed: int) -> list[dict[str, Any]]:
+def generate(rules: Rules, n: int, seed: int, hints: Hints | None = None) -> list[dict[str, Any]]:
+    """``n`` request dicts (``rule``, ``method``, ``path``, ``auth``, ``headers``, ``body``,
+    ``chunked``, ``session``; ``body_spec`` for a big body of one repeated fill), the same
+    for the same rules, seed and hints."""
     out: list[dict[str, Any]] = []
 
     @hyp_seed(seed)
     @settings(max_examples=n, phases=[Phase.generate], database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    @given(requests(rules))
+    @given(requests(rules, hints))
     def collect(req: dict[str, Any]) -> None:
         out.append(req)
 
@@ -171,47 +614,76 @@ def _name(i: int, req: dict[str, Any]) -> str:
     return f"fuzz-{i:05d}-{req['method']}-{rule}"
 
 
+def _body_spec(req: dict[str, Any]) -> dict[str, Any]:
+    """The body as a corpus spec: hex for a small one; a big one as ``body_size`` +
+    ``body_fill`` or as text when that builds the very same bytes (half or less of hex)."""
+    body = req["body"]
+    if body is None:
+        return {}
+    if len(body) > 4096:
+        candidates = [req["body_spec"]] if req.get("body_spec") else []
+        try:
+            candidates.append({"body": body.decode("utf-8")})
+        except UnicodeDecodeError:
+            pass
+        for spec in candidates:
+            if build_request(Step(name="body", body_spec=spec)).body == body:
+                return dict(spec)
+    return {"body_hex": body.hex()}
+
+
 def to_scenarios(reqs: list[dict[str, Any]]) -> list[Scenario]:
+    """Scenarios ``fuzz-00042-POST-api.exec.uuid`` tagged ``fuzz``, the rule, and ``session``
+    for a request to send with the login sequence's cookies."""
     scenarios = []
     for i, req in enumerate(reqs, 1):
-        spec = {"body_hex": req["body"].hex()} if req["body"] is not None else {}
+        body = req["body"]
         step = Step(name="request", method=req["method"], path=req["path"], auth=req["auth"],
-                    headers=list(req["headers"]), body_spec=spec, chunked=req["chunked"], chunk_size=97)
-        scenarios.append(Scenario(name=_name(i, req), steps=[step], tags=("fuzz", req["rule"]), source="fuzz"))
+                    headers=list(req["headers"]), body_spec=_body_spec(req), chunked=req["chunked"],
+                    chunk_size=97 if body is None or len(body) < 65536 else 8192)
+        tags = ("fuzz", req["rule"]) + (("session",) if req.get("session") else ())
+        scenarios.append(Scenario(name=_name(i, req), steps=[step], tags=tags, source="fuzz"))
     return scenarios
 
 
 def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow: AllowList, *, n: int = 2000,
-             seed: int = 0, keep: bool = False) -> PairReport:
-    from compat.apps import start_inprocess
+             seed: int = 0, keep: bool = False, logs: Path | None = None, corpus: list[Scenario] | None = None,
+             limits: list[int] = ()) -> PairReport:
+    """``n`` requests generated from the reference's routes and what the corpus shows (field
+    names, path values, static files, a login sequence whose cookies about half of them
+    carry), and the size edges; played on two references and the candidate."""
+    from dataclasses import replace
 
-    workdir = Workdir(keep=keep, prefix="compat-fuzz-")
+    from .edges import edge_scenarios
+    from .inprocess import play_instances, start_instances
+
+    workdir = Workdir(keep=keep, prefix="compat-fuzz-", logs=logs)
     try:
-        probe_dir = workdir.new_instance_dir("probe")
-        setup.prepare(probe_dir)
-        rules = route_rules(create_app(reference, probe_dir))
+        instances = start_instances(reference, candidate, workdir, setup)
         try:
-            cand_rules = {r for r, _m, _c in route_rules(create_app(candidate, workdir.new_instance_dir("probe-2")))}
-        except Exception:
-            cand_rules = None
+            rules = [tuple(r) for r in instances[0].client.routes()]
+            cand_rules = {r for r, _m, _c in instances[2].client.routes()}
+        except BaseException:
+            for inst in instances:
+                inst.close()
+            raise
         ref_rules = {r for r, _m, _c in rules}
         # a rule only the reference has is a difference of its own (its requests show it);
         # a rule only the candidate has (the port-only routes) is not compared
-        missing = sorted(ref_rules - cand_rules) if cand_rules is not None else []
-        only_candidate = sorted(cand_rules - ref_rules) if cand_rules is not None else []
-        scenarios = to_scenarios(generate(rules, n, seed))
-        a = start_inprocess(reference, workdir, setup, "reference")
-        b = start_inprocess(reference, workdir, setup, "reference-2")
-        c = start_inprocess(candidate, workdir, setup, "candidate")
-        try:
-            runs = play_all(scenarios, [Target("reference", a.client, a.folder), Target("candidate", c.client, c.folder)],
-                            later=[Target("reference-2", b.client, b.folder)])
-        finally:
-            for inst in (a, b, c):
-                inst.close()
-        report = compare_runs(scenarios, runs["reference"], runs["reference-2"], runs["candidate"], mode="fuzz",
-                              reference_label=str(reference), candidate_label=str(candidate), allow=allow)
-        report.extra.update({"seed": seed, "requests": len(scenarios), "rules": [r for r, _m, _c in rules],
+        missing = sorted(ref_rules - cand_rules)
+        only_candidate = sorted(cand_rules - ref_rules)
+        hints = learn_hints(corpus or [])
+        scenarios = to_scenarios(generate(rules, n, seed, hints))
+        edges = edge_scenarios(rules, hints, list(limits))
+        login = [s for s in (corpus or []) if hints.login and s.name == hints.login]
+        first = [replace(s, tags=tuple(s.tags) + ("login",)) for s in login]
+        played = first + scenarios + edges
+        runs = play_instances(played, instances)
+        report = compare_runs(played, runs["reference"], runs["reference-2"], runs["candidate"], mode="fuzz",
+                              reference_label=str(reference), candidate_label=str(candidate), allow=allow,
+                              secret_key=reference.secret_key)
+        report.extra.update({"seed": seed, "requests": len(scenarios), "edges": len(edges),
+                             "login": hints.login, "rules": [r for r, _m, _c in rules],
                              "rules_missing_in_candidate": missing,
                              "rules_only_in_candidate_not_compared": only_candidate})
         return report

@@ -1,11 +1,14 @@
 """Live mode: both apps served on loopback by real servers, read through a raw socket.
 
-Servers (each in its own instance folder, given as ``$HOSTPULSE_INSTANCE``):
+Servers (each in its own instance folder, ``$COMPAT_INSTANCE``, each building its side's
+app in its own processes from ``<package>.serve:app``, its setup hook run once before):
 
 - the reference (a WSGI app: the Flask version) under **gunicorn**, twice: the second
   instance is where noise is learnt (Diffy's secondary);
-- the reference under **Hypercorn's WSGI mode**;
-- the candidate (an ASGI app: the port) under **Hypercorn**.
+- the candidate (an ASGI app: the port) under **Hypercorn**: this pair, what a team
+  deploys, decides the verdict;
+- on request (``--servers gunicorn,hypercorn,hypercorn-wsgi``) the reference under
+  **Hypercorn's WSGI mode**, reported as a pair of its own.
 
 Each server gets a listening socket that this process bound to ``127.0.0.1:0`` and passes
 as ``fd://N`` (gunicorn and Hypercorn both take it), so the port is known before the server
@@ -27,17 +30,18 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
-from compat.apps import AppSpec, InstanceSetup, Workdir, create_app
-from compat.clients import AppClient, Reply, is_asgi_app, normalise_headers, split_target
-from compat.corpus import Scenario
-from compat.runner import AllowList, PairReport, Target, compare_runs, play_all
+from .apps import AppSpec, InstanceSetup, Workdir
+from .clients import AppClient, Reply, normalise_headers, split_target
+from .corpus import Scenario
+from .loading import SideSpec
+from .runner import AllowList, PairReport, Target, compare_runs, play_all
+from .sides import PACKAGE, child_cwd, child_env, prepare, tail
 from hostpulse.processes import stop_group
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 READ_TIMEOUT = 60.0
 LIVE_HOST_HEADER = "localhost"
@@ -98,12 +102,36 @@ class _Reader:
 class LiveClient(AppClient):
     """One request per connection to a server on loopback, read byte by byte."""
 
-    def __init__(self, port: int, host: str = HOST, timeout: float = READ_TIMEOUT) -> None:
+    def __init__(self, port: int, host: str = HOST, timeout: float = READ_TIMEOUT, log: Path | None = None) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the live client only talks to loopback")
         self.host, self.port, self.timeout = host, port, timeout
+        self.log = log  # the server's log: what it wrote during a request travels with the reply
+
+    def _log_size(self) -> int:
+        try:
+            return self.log.stat().st_size if self.log is not None else 0
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int) -> str:
+        """Error lines and tracebacks the server logged since ``offset`` (access lines left out)."""
+        if self.log is None:
+            return ""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                text = f.read(65536).decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return text if ("Traceback" in text or "ERROR" in text or "Error" in text) else ""
 
     def request(self, method, path, *, headers=None, body=None) -> Reply:
+        offset = self._log_size()
+        reply = self._request(method, path, headers=headers, body=body)
+        return replace(reply, log=self._log_since(offset)) if self.log is not None else reply
+
+    def _request(self, method, path, *, headers=None, body=None) -> Reply:
         method = method.upper()
         hdrs = normalise_headers(headers)
         chunked = body is not None and not isinstance(body, (bytes, bytearray, memoryview))
@@ -208,7 +236,7 @@ class LiveClient(AppClient):
 class Server:
     label: str
     kind: str  # gunicorn | hypercorn-wsgi | hypercorn
-    spec: AppSpec
+    spec: SideSpec
     folder: Path
     log: Path
     port: int = 0
@@ -216,7 +244,7 @@ class Server:
     argv: list[str] = field(default_factory=list)
 
     def client(self) -> LiveClient:
-        return LiveClient(self.port)
+        return LiveClient(self.port, log=self.log)
 
 
 def _listening_socket() -> socket.socket:
@@ -227,26 +255,17 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-def _child_env(folder: Path, extra_path: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
-    env["HOSTPULSE_INSTANCE"] = str(folder)
-    paths = [str(ROOT)] + ([extra_path] if extra_path else [])
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+SERVED_APP = f"{PACKAGE}.serve:app"
 
 
 def start_server(server: Server, workers: int, workdir: Path) -> None:
     sock = _listening_socket()
     server.port = sock.getsockname()[1]
     fd = sock.fileno()
-    target, extra = server.spec.server_target()
     py = sys.executable
     if server.kind == "gunicorn":
         argv = [py, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(workers),
-                "--graceful-timeout", "5", "--timeout", "60", target]
+                "--graceful-timeout", "5", "--timeout", "60", SERVED_APP]
     else:
         conf = workdir / "hypercorn-live.toml"
         if not conf.exists():
@@ -255,13 +274,14 @@ def start_server(server: Server, workers: int, workdir: Path) -> None:
             conf.write_text("wsgi_max_body_size = 268435456\ngraceful_timeout = 5\n")
         mode = "wsgi:" if server.kind == "hypercorn-wsgi" else "asgi:"
         argv = [py, "-m", "hypercorn", "--config", str(conf), "--bind", f"fd://{fd}",
-                "--workers", str(workers), "--worker-class", "asyncio", mode + target]
+                "--workers", str(workers), "--worker-class", "asyncio", mode + SERVED_APP]
     server.argv = argv
-    log = open(server.log, "wb")
+    log = open(server.log, "ab")
     try:
         server.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=_child_env(server.folder, extra), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True,
+            argv, cwd=child_cwd(server.spec), env=child_env(server.spec, server.folder),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(fd,),
+            start_new_session=True,
         )
     finally:
         log.close()
@@ -274,14 +294,14 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     last: BaseException | None = None
     while time.monotonic() < deadline:
         if server.proc is not None and server.proc.poll() is not None:
-            raise LiveError(f"{server.label} exited with {server.proc.returncode}:\n{_tail(server.log)}")
+            raise LiveError(f"{server.label} exited with {server.proc.returncode}:\n{tail(server.log)}")
         try:
             client.request("GET", "/")
             return
         except (OSError, LiveError) as exc:
             last = exc
             time.sleep(0.1)
-    raise LiveError(f"{server.label} did not answer within {timeout:.0f} s ({last!r}):\n{_tail(server.log)}")
+    raise LiveError(f"{server.label} did not answer within {timeout:.0f} s ({last!r}):\n{tail(server.log)}")
 
 
 def stop_server(server: Server) -> None:
@@ -289,68 +309,85 @@ def stop_server(server: Server) -> None:
         stop_group(server.proc, timeout=15)  # the group of the process this module started
 
 
-def _tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_bytes()[-n:].decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def app_kind(spec: AppSpec, workdir: Workdir, setup: InstanceSetup) -> str:
-    """``asgi`` or ``wsgi``: made once in-process, in a throwaway instance folder."""
-    folder = workdir.new_instance_dir("probe-" + spec.module.rsplit("/", 1)[-1])
-    setup.prepare(folder)
-    app = create_app(spec, folder)
-    return "asgi" if is_asgi_app(app) else "wsgi"
-
-
 SERVER_KINDS = ("gunicorn", "hypercorn-wsgi", "hypercorn")
+# what a team deploys: the reference on gunicorn, the port on Hypercorn; Hypercorn's WSGI
+# mode for the reference is a pair of its own, compared only when asked
+DEFAULT_SERVERS = ("gunicorn", "hypercorn")
 
 
 def run_live(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], setup: InstanceSetup,
              allow: AllowList, *, keep: bool = False, servers: list[str] | None = None,
-             workers: int = 1) -> list[PairReport]:
-    """Reference x2 (noise) and every candidate server; one report per candidate server."""
-    workdir = Workdir(keep=keep, prefix="compat-live-")
-    wanted = set(servers or SERVER_KINDS)
+             workers: int = 1, logs: Path | None = None, limits: list[int] = (),
+             edges: bool = False) -> list[PairReport]:
+    """Reference x2 (noise) and every candidate server; one report per candidate server.
+
+    The first report (reference on gunicorn against the port on Hypercorn, for a WSGI
+    reference and an ASGI candidate) decides the verdict; the others are informational.
+    With ``edges``, the size edges (long request lines and headers, bodies at the limits)
+    are played too: what the servers refuse, a client sees."""
+    wanted = set(servers or DEFAULT_SERVERS)
     unknown = wanted - set(SERVER_KINDS)
     if unknown:
         raise SystemExit(f"compat: unknown live server(s) {sorted(unknown)}; known: {', '.join(SERVER_KINDS)}")
+    workdir = Workdir(keep=keep, prefix="compat-live-", logs=logs)
     started: list[Server] = []
+    routes: dict[str, list] = {}
     try:
-        ref_kind = app_kind(reference, workdir, setup)
-        cand_kind = app_kind(candidate, workdir, setup)
-        ref_server = "gunicorn" if ref_kind == "wsgi" else "hypercorn"
-        cand_server = "hypercorn" if cand_kind == "asgi" else "gunicorn"
-
-        def server(label: str, kind: str, spec: AppSpec) -> Server:
+        def prepared(label: str, spec: AppSpec, side: str) -> tuple[str, SideSpec, Path]:
             folder = workdir.new_instance_dir(label)
             setup.prepare(folder)
-            s = Server(label=label, kind=kind, spec=spec, folder=folder, log=workdir.path / f"{label}.log")
+            info = prepare(spec.side(side), folder, workdir.log_path(label), label)
+            if spec.hook and info.get("kwargs") is None:
+                raise LiveError(f"{label}: the setup hook's factory arguments must be JSON values in live mode")
+            routes[label] = [tuple(r) for r in info.get("routes", [])]
+            return str(info["kind"]), spec.side(side, kwargs=info.get("kwargs")), folder
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            jobs = {"primary": pool.submit(prepared, "reference", reference, "reference"),
+                    "secondary": pool.submit(prepared, "reference-2", reference, "reference"),
+                    "candidate": pool.submit(prepared, "candidate", candidate, "candidate")}
+            if "hypercorn-wsgi" in wanted:
+                jobs["wsgi"] = pool.submit(prepared, "reference-wsgi", reference, "reference")
+            ready = {k: f.result() for k, f in jobs.items()}
+        ref_kind, cand_kind = ready["primary"][0], ready["candidate"][0]
+        if edges:
+            from .edges import edge_scenarios
+            from .fuzz import learn_hints
+
+            scenarios = scenarios + edge_scenarios(routes["reference"], learn_hints(scenarios), list(limits))
+        ref_server = "gunicorn" if ref_kind == "wsgi" else "hypercorn"
+        cand_server = "hypercorn" if cand_kind == "asgi" else "gunicorn"
+        ref_name = "flask" if ref_kind == "wsgi" else "reference"
+
+        def server(key: str, label: str, kind: str) -> Server:
+            _kind, side, folder = ready[key]
+            s = Server(label=label, kind=kind, spec=side, folder=folder, log=workdir.log_path(label))
             start_server(s, workers, workdir.path)
             started.append(s)
             return s
 
-        ref_name = "reference" if ref_kind != "wsgi" else "flask"
-        primary = server(f"{ref_name}@{ref_server}", ref_server, reference)
-        secondary = server(f"{ref_name}@{ref_server}-2", ref_server, reference)
-        candidates: list[Server] = []
-        if cand_server in wanted or not servers:
-            candidates.append(server(f"{'port' if cand_kind == 'asgi' else 'candidate'}@{cand_server}",
-                                     cand_server, candidate))
+        primary = server("primary", f"{ref_name}@{ref_server}", ref_server)
+        secondary = server("secondary", f"{ref_name}@{ref_server}-2", ref_server)
+        candidates = [server("candidate", f"{'port' if cand_kind == 'asgi' else 'candidate'}@{cand_server}",
+                             cand_server)]
         if ref_kind == "wsgi" and "hypercorn-wsgi" in wanted:
-            candidates.append(server(f"{ref_name}@hypercorn-wsgi", "hypercorn-wsgi", reference))
+            candidates.append(server("wsgi", f"{ref_name}@hypercorn-wsgi", "hypercorn-wsgi"))
         for s in started:
             wait_ready(s)
         targets = [Target(s.label, s.client(), s.folder, " ".join(s.argv[2:])) for s in started]
         runs = play_all(scenarios, [t for t in targets if t.label != secondary.label],
                         later=[t for t in targets if t.label == secondary.label])
         reports = []
-        for c in candidates:
+        for i, c in enumerate(candidates):
             rep = compare_runs(scenarios, runs[primary.label], runs[secondary.label], runs[c.label],
                                mode="live", reference_label=primary.label, candidate_label=c.label,
-                               allow=allow, live=True)
+                               allow=allow, live=True, secret_key=reference.secret_key)
             rep.extra["servers"] = {s.label: " ".join(s.argv[2:]) for s in (primary, secondary, c)}
+            rep.extra["logs"] = str(workdir.logs) if logs else None
+            if i:
+                rep.extra["informational"] = "another server pair, compared on request: not part of the verdict"
             reports.append(rep)
         return reports
     finally:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from compat.apps import AppSpec, InstanceSetup, Workdir, start_inprocess
-from compat.clients import is_asgi_app
-from compat.corpus import Scenario
-from compat.inprocess import play_instances
-from compat.runner import AllowList, PairReport, compare_runs
+from .apps import AppSpec, InstanceSetup, Workdir
+from .clients import is_asgi_app
+from .corpus import Scenario
+from .inprocess import play_instances, start_instances
+from .runner import AllowList, PairReport, compare_runs
 
 Headers = list[tuple[bytes, bytes]]
 Transform = Callable[[dict, int, Headers, bytes], "tuple[int, Headers, bytes] | None"]
@@ -197,6 +198,141 @@ def m_content_disposition(scope, status, headers, body):
     return status, _set(headers, b"content-disposition", new), body
 
 
+# The reference's secret key, set by whoever builds the mutants (the runner, a worker): the
+# session mutant re-signs what it changes with it, so that only the payload differs.
+SESSION_SECRET_KEY: str | None = None
+
+
+def _cookie_parts(value: bytes) -> tuple[bytes, bytes, bytes]:
+    """``name=value; attrs`` -> (b"name=", value, b"; attrs")."""
+    first, sep, rest = value.partition(b";")
+    name, eq, val = first.partition(b"=")
+    lead = len(val) - len(val.lstrip())
+    trail = len(val.rstrip())
+    return name + eq + val[:lead], val[lead:trail], val[trail:] + sep + rest
+
+
+def _map_set_cookies(headers: Headers, change: Callable[[bytes], bytes | None]) -> Headers | None:
+    out, changed = [], False
+    for k, v in headers:
+        if k.lower() == b"set-cookie":
+            new = change(v)
+            if new is not None and new != v:
+                out.append((k, new))
+                changed = True
+                continue
+        out.append((k, v))
+    return out if changed else None
+
+
+def _secure_or_not_httponly(value: bytes) -> bytes | None:
+    attrs = [a.strip().lower() for a in value.split(b";")[1:]]
+    names = [a.partition(b"=")[0].strip() for a in attrs]
+    if b"secure" not in names:
+        return value + b"; Secure"
+    if b"httponly" in names:
+        parts = value.split(b";")
+        return b";".join([parts[0]] + [x for x in parts[1:] if x.strip().lower() != b"httponly"])
+    return None
+
+
+def m_cookie_attribute(scope, status, headers, body):
+    """Every ``Set-Cookie`` gains ``; Secure`` (or, already secure, loses ``HttpOnly``)."""
+    new = _map_set_cookies(headers, _secure_or_not_httponly)
+    return (status, new, body) if new is not None else None
+
+
+def m_vary(scope, status, headers, body):
+    """``Vary`` gains ``, Accept``; a 200 HTML answer without one gets ``Vary: Accept-Encoding``."""
+    vary = _get(headers, b"vary")
+    if vary is not None:
+        return status, _set(headers, b"vary", vary + b", Accept"), body
+    ctype = (_get(headers, b"content-type") or b"").lower()
+    if status == 200 and ctype.startswith(b"text/html"):
+        return status, headers + [(b"vary", b"Accept-Encoding")], body
+    return None
+
+
+def m_cache_control(scope, status, headers, body):
+    """200 answers get ``Cache-Control: no-store`` (one that had exactly that: ``no-cache``)."""
+    if status != 200:
+        return None
+    cc = _get(headers, b"cache-control")
+    new = b"no-cache" if cc is not None and cc.strip().lower() == b"no-store" else b"no-store"
+    return status, _set(headers, b"cache-control", new), body
+
+
+def _ints_to_str(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, int):
+        return str(value), True
+    if isinstance(value, list):
+        pairs = [_ints_to_str(v) for v in value]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    if isinstance(value, dict):
+        pairs = {k: _ints_to_str(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
+    return value, False
+
+
+def _session_ints_to_str(value: bytes) -> bytes | None:
+    from .cookies import decode_session, encode_session
+
+    head, val, tail = _cookie_parts(value)
+    try:
+        text = val.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    session = decode_session(text, SESSION_SECRET_KEY)
+    if session is None:
+        return None
+    raw, changed = _ints_to_str(session.raw)
+    if not changed:
+        return None
+    new = encode_session(raw, SESSION_SECRET_KEY, timestamp=session.timestamp, signature=session.signature)
+    return head + new.encode("ascii") + tail
+
+
+def m_session_value_type(scope, status, headers, body):
+    """A Flask/Quart session cookie's integers become strings (``user_id: 1`` -> ``"1"``),
+    re-signed with :data:`SESSION_SECRET_KEY` when known, else with the old signature."""
+    new = _map_set_cookies(headers, _session_ints_to_str)
+    return (status, new, body) if new is not None else None
+
+
+def m_json_int_to_str(scope, status, headers, body):
+    """A JSON body's first integer becomes a string of the same digits (every other byte kept)."""
+    import re
+
+    number = re.compile(rb"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+    if not _is_json(headers) or not body:
+        return None
+    try:
+        json.loads(body)
+    except ValueError:
+        return None
+    i, n, in_str = 0, len(body), False
+    while i < n:
+        ch = body[i : i + 1]
+        if in_str:
+            if ch == b"\\":
+                i += 2
+                continue
+            if ch == b'"':
+                in_str = False
+        elif ch == b'"':
+            in_str = True
+        elif ch == b"-" or ch.isdigit():
+            m = number.match(body, i)
+            if m and not m.group(1) and not m.group(2):
+                return status, headers, body[:i] + b'"' + m.group(0) + b'"' + body[m.end():]
+            i = m.end() if m else i + 1
+            continue
+        i += 1
+    return None
+
+
 MUTATIONS: dict[str, tuple[Transform, str]] = {
     "status-200-to-201": (m_status, "a status"),
     "content-type-charset": (m_header, "one header"),
@@ -207,6 +343,11 @@ MUTATIONS: dict[str, tuple[Transform, str]] = {
     "drop-x-request-id": (m_drop_request_id, "a missing after_request header"),
     "415-to-400": (m_415_to_400, "a 415 turned into a 400"),
     "content-disposition": (m_content_disposition, "a changed Content-Disposition"),
+    "cookie-attribute": (m_cookie_attribute, "a Set-Cookie attribute (Secure added / HttpOnly dropped)"),
+    "vary": (m_vary, "a Vary header (gains Accept / appears)"),
+    "cache-control": (m_cache_control, "Cache-Control: no-store on 200 answers"),
+    "session-value-type": (m_session_value_type, "a session value's type (int -> str)"),
+    "json-int-to-str": (m_json_int_to_str, "a JSON integer turned into a string"),
 }
 
 # Mutants that no client can observe: expected to give no wire difference, only a note.
@@ -260,32 +401,25 @@ def _diff_set(report: PairReport) -> set[tuple[str, str]]:
 
 
 def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], setup: InstanceSetup,
-               names: list[str] | None = None, keep: bool = False) -> list[Check]:
+               names: list[str] | None = None, keep: bool = False, logs: Path | None = None) -> list[Check]:
+    """Every mutant in an interpreter of its own, beside the two references and the
+    unmutated candidate, all playing the scenarios at once."""
     names = names or list(MUTATIONS)
-    workdir = Workdir(keep=keep, prefix="compat-mutants-")
+    workdir = Workdir(keep=keep, prefix="compat-mutants-", logs=logs)
     none = AllowList([])
+    stats: dict[str, dict] = {}
     try:
-        ref_a = start_inprocess(reference, workdir, setup, "reference")
-        ref_b = start_inprocess(reference, workdir, setup, "reference-2")
-        base = start_inprocess(candidate, workdir, setup, "candidate")
-        instances = [ref_a, ref_b, base]
-        mutants: dict[str, Mutant] = {}
-        try:
-            for name in names:
-                inst = start_inprocess(candidate, workdir, setup, f"mutant-{name}", wrap=wrapper(name))
-                instances.append(inst)
-                mutants[name] = inst.app
-        except BaseException:
-            for inst in instances:
-                inst.close()
-            raise
-        runs = play_instances(scenarios, instances)
+        wanted: dict[str, str | None] = {"candidate": None}
+        wanted.update({f"mutant-{name}": name for name in names})
+        instances = start_instances(reference, candidate, workdir, setup, wanted)
+        runs = play_instances(scenarios, instances, stats=stats)
     finally:
         workdir.close()
 
     def report(label: str) -> PairReport:
         return compare_runs(scenarios, runs["reference"], runs["reference-2"], runs[label], mode="mutant",
-                            reference_label="reference", candidate_label=label, allow=none)
+                            reference_label="reference", candidate_label=label, allow=none,
+                            secret_key=reference.secret_key)
 
     baseline = report("candidate")
     base_diffs = _diff_set(baseline)
@@ -295,7 +429,7 @@ def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario]
         rep = report(f"mutant-{name}")
         new = sorted(_diff_set(rep) - base_diffs)
         noted = {r.key for r in rep.results if r.notes}
-        checks.append(Check(name=name, what=MUTATIONS[name][1], applied=mutants[name].applied,
+        checks.append(Check(name=name, what=MUTATIONS[name][1], applied=stats[f"mutant-{name}"].get("applied", 0),
                             new_differences=new, new_notes=len(noted - base_notes), notes=len(noted)))
     return checks
 
@@ -311,5 +445,17 @@ def print_selfcheck(checks: list[Check], stream: TextIO) -> None:
         if not c.observable:
             w(f"  {'':{width}}  (servers drop HEAD bodies, so this cannot be a wire difference; "
               f"app-level notes in {c.notes} requests, {c.new_notes} beyond the unmutated candidate's)\n")
+    w("  " + selfcheck_summary(checks) + "\n")
+
+
+def selfcheck_summary(checks: list[Check]) -> str:
+    """One line: how many mutants were caught, missed, and could not apply to this app."""
     bad = [c.name for c in checks if not c.passed]
-    w("  all mutants caught\n" if not bad else f"  NOT CAUGHT: {', '.join(bad)}\n")
+    na = [c.name for c in checks if c.applied == 0]
+    caught = len(checks) - len(bad) - len(na)
+    text = f"{caught} of {len(checks)} mutants caught"
+    if na:
+        text += f", {len(na)} not applicable to this app (changed no answer: {', '.join(na)})"
+    if bad:
+        text += f"; NOT CAUGHT: {', '.join(bad)}"
+    return text

@@ -13,12 +13,12 @@ import time
 import tomllib
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from compat.clients import AppClient, Reply
-from compat.compare import (
+from .clients import AppClient, Reply
+from .compare import (
     LIVE_TRANSPORT_HEADERS,
     TRANSPORT_HEADERS,
     Difference,
@@ -26,17 +26,24 @@ from compat.compare import (
     compare,
     learn_noise,
 )
-from compat.corpus import BuiltRequest, Scenario, Step, build_request
+from .capture import capture_html
+from .cookies import CookieJar
+from .corpus import BuiltRequest, Scenario, Step, build_request
+from .known import Evidence, Known, explain
 
 
 @dataclass
 class Target:
-    """Where requests go: a client, and the instance folder (for a sequence's actions)."""
+    """Where requests go: a client, and the instance folder (for a sequence's actions).
+
+    ``session`` is the cookie jar a scenario tagged ``login`` leaves behind, used by the
+    scenarios tagged ``session`` (generated requests sent as a logged-in user)."""
 
     label: str
     client: AppClient
     folder: Path | None = None
     description: str = ""
+    session: CookieJar = field(default_factory=CookieJar)
 
 
 @dataclass
@@ -76,6 +83,8 @@ def _capture(reply: Reply, spec: str) -> Any:
         return _json_field(reply, what)
     if kind == "status":
         return reply.status
+    if kind in ("html", "regex"):
+        return capture_html(reply.body, spec)
     raise ValueError(f"bad capture {spec!r}")
 
 
@@ -95,14 +104,28 @@ def _until_met(reply: Reply, until: dict[str, Any]) -> bool:
     return True
 
 
+def with_cookies(req: BuiltRequest, jar: CookieJar | None) -> BuiltRequest:
+    """The request with the jar's ``Cookie`` header, unless the step sets its own."""
+    if jar is None or any(name.lower() == "cookie" for name, _ in req.headers):
+        return req
+    cookie = jar.header(req.path.split("?", 1)[0])
+    return replace(req, headers=req.headers + [("Cookie", cookie)]) if cookie else req
+
+
 def send(client: AppClient, req: BuiltRequest) -> Reply:
     return client.request(req.method, req.path, headers=req.headers, body=req.body_arg())
 
 
 def play(scenario: Scenario, target: Target) -> list[StepResult]:
-    """Play one scenario on one instance."""
+    """Play one scenario on one instance, with a cookie jar of its own (unless it opts out)."""
     results: list[StepResult] = []
     variables: dict[str, Any] = {}
+    if "session" in scenario.tags:
+        jar: CookieJar | None = target.session
+    elif "login" in scenario.tags:
+        jar = target.session = CookieJar()
+    else:
+        jar = CookieJar() if scenario.cookies else None
     for step in scenario.steps:
         key = scenario.name if len(scenario.steps) == 1 else f"{scenario.name}/{step.name}"
         if step.action:
@@ -119,12 +142,16 @@ def play(scenario: Scenario, target: Target) -> list[StepResult]:
             results.append(StepResult(key, step.name, None, None, error=f"corpus: {exc}"))
             break
         acc_parts: list[str] = []
+        sent = req
         reply: Reply | None = None
         error = None
         tries = 0
         for tries in range(1, step.max_tries + 1):
             try:
-                reply = send(target.client, req)
+                sent = with_cookies(req, jar)
+                reply = send(target.client, sent)
+                if jar is not None:
+                    jar.update(reply.headers, req.path.split("?", 1)[0])
                 error = None
             except Exception as exc:  # the harness must survive an app that breaks
                 reply, error = None, f"{type(exc).__name__}: {exc}"
@@ -146,7 +173,7 @@ def play(scenario: Scenario, target: Target) -> list[StepResult]:
             if step.until and reply is not None:
                 error = f"until {step.until} not met after {step.max_tries} tries"
         accumulated = {step.accumulate: "\n".join(acc_parts)} if step.accumulate else {}
-        results.append(StepResult(key, step.name, req.describe(), reply, error=error,
+        results.append(StepResult(key, step.name, sent.describe(), reply, error=error,
                                   accumulated=accumulated, compare=step.compare, tries=tries,
                                   method=req.method, accumulate=step.accumulate))
         if reply is None:
@@ -274,16 +301,28 @@ class KeyResult:
     noise_hits: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     accumulated: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    known: dict[str, Known] = field(default_factory=dict)  # difference key -> its known cause
+
+    @property
+    def both_failed(self) -> bool:
+        """Both sides answered 5xx alike: agreement that proves nothing (a broken setup?)."""
+        return (not self.differences and self.reference is not None and self.candidate is not None
+                and self.reference.status >= 500 and self.candidate.status >= 500)
 
     @property
     def status(self) -> str:
         if self.differences:
             return "DIFFERENT"
+        if self.both_failed:
+            return "both 5xx"
         if self.allowed:
             return "allowed"
         if self.noise_hits:
             return "same (noise)"
         return "same"
+
+    def explain(self, diff: Difference) -> Known | None:
+        return self.known.get(diff.key())
 
 
 @dataclass
@@ -305,9 +344,19 @@ class PairReport:
         return [r for r in self.results if r.differences]
 
     def counts(self) -> dict[str, int]:
-        c = {"requests": len(self.results), "same": 0, "same (noise)": 0, "allowed": 0, "DIFFERENT": 0}
+        """``same`` counts every request whose answers agree, noise compared by form included
+        (``noise`` says how many of them had noisy parts)."""
+        c = {"requests": len(self.results), "same": 0, "noise": 0, "allowed": 0, "both 5xx": 0,
+             "DIFFERENT": 0, "reference 5xx": 0}
         for r in self.results:
-            c[r.status] += 1
+            status = r.status
+            if status in ("same", "same (noise)"):
+                c["same"] += 1
+                c["noise"] += status == "same (noise)"
+            else:
+                c[status] += 1
+            if r.reference is not None and r.reference.status >= 500:
+                c["reference 5xx"] += 1
         return c
 
     def noise_summary(self) -> dict[str, list[str]]:
@@ -344,6 +393,7 @@ def compare_runs(
     candidate_label: str,
     allow: AllowList,
     live: bool = False,
+    secret_key: str | None = None,
 ) -> PairReport:
     ignore = LIVE_TRANSPORT_HEADERS if live else TRANSPORT_HEADERS
     pair = f"{reference_label}/{candidate_label}"
@@ -358,7 +408,7 @@ def compare_runs(
             q = sec[i] if i < len(sec) else None
             if p.reply is None or q is None or q.reply is None:
                 continue
-            n = learn_noise(p.reply, q.reply, ignore, p.accumulated, q.accumulated)
+            n = learn_noise(p.reply, q.reply, ignore, p.accumulated, q.accumulated, secret_key=secret_key)
             per_key_noise[p.key] = n
             global_headers |= n.headers | n.header_presence
     results: list[KeyResult] = []
@@ -396,10 +446,18 @@ def compare_runs(
                         noise.covered.add("$." + p.accumulate)
                     kr.noise = own.items()
                     outcome = compare(p.reply, c.reply, noise, ignore=ignore, live=live,
-                                      acc_ref=p.accumulated, acc_cand=c.accumulated, method=p.method)
+                                      acc_ref=p.accumulated, acc_cand=c.accumulated, method=p.method,
+                                      secret_key=secret_key)
                     kr.differences.extend(outcome.differences)
                     kr.noise_hits = outcome.noise_hits
                     kr.notes = outcome.notes
+            for d in kr.differences:
+                known = explain(Evidence(d, kr.request, kr.reference, kr.candidate,
+                                         candidate_log=kr.candidate.log if kr.candidate else "",
+                                         reference_log=kr.reference.log if kr.reference else "",
+                                         mode=mode, pair=pair))
+                if known is not None:
+                    kr.known[d.key()] = known
             # allow-list
             remaining = []
             for d in kr.differences:

@@ -7,13 +7,11 @@ route with Werkzeug) and the method, so the interceptors stay one line each.
 from __future__ import annotations
 
 import hmac
-import secrets
 from dataclasses import dataclass
 
 from hostpulse.errors import ApiError
-from hostpulse.settings import Settings, Token, hash_token
-
-ROLES = ("agent", "viewer", "admin")
+# ROLES and new_token live in hostpulse.settings (no Werkzeug there, for the CLI); kept importable here.
+from hostpulse.settings import ROLES, Settings, Token, hash_token, new_token  # noqa: F401
 
 PUBLIC = None
 
@@ -62,10 +60,6 @@ class User:
 
     def as_json(self) -> dict[str, object]:
         return {"username": self.username, "email": self.email, "id": self.id}
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def required_role(rule: str, method: str) -> str | None:

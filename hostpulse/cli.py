@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 from hostpulse import settings as settings_module
-from hostpulse.auth import ROLES, new_token
-from hostpulse.settings import Settings, Token, hash_token
+from hostpulse.settings import ROLES, Settings, Token, hash_token, new_token
 
 
 def _issue(settings: Settings, username: str, roles: tuple[str, ...], email: str = "") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
+
+# Here, not in hostpulse.auth (which needs Werkzeug), so the CLI runs on the agent's install.
+ROLES = ("agent", "viewer", "admin")
 
 
 class SettingsError(ValueError):
@@ -135,8 +139,6 @@ def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 
 def _tokens(items: Any, where: str) -> tuple[Token, ...]:
-    from hostpulse.auth import ROLES
-
     if not isinstance(items, list):
         raise SettingsError(f"{where}: expected an array of tables [[tokens]]")
     tokens = []
@@ -209,6 +211,10 @@ def load(
     if "commands" in data:
         settings.commands = _commands(data["commands"], f"{path.name} commands")
     return settings
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

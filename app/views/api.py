@@ -6,7 +6,7 @@ import asyncio
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
-from app.requests import read_body
+from ..requests import read_body
 from hostpulse.jobs import check_job_id, exec_argv, poll_answer
 from hostpulse.payloads import decode_json, is_json_mimetype, require_json
 

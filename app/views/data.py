@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app, jsonify
 from quart.views import MethodView
 
-from app.requests import unpack_body
+from ..requests import unpack_body
 from hostpulse.payloads import seed_data
 
 bp = Blueprint("data", __name__)

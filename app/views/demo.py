@@ -7,8 +7,8 @@ import asyncio
 from quart import Blueprint, Response, abort, current_app, jsonify, request
 from werkzeug.datastructures import CombinedMultiDict
 
-from app.files import send_stored
-from app.forms import read_form
+from ..files import send_stored
+from ..forms import read_form
 from hostpulse.payloads import demo_fields, demo_id
 from hostpulse.uploads import resolve
 

@@ -20,7 +20,7 @@ from typing import Any
 from quart import Blueprint, Quart, Response, current_app, jsonify, request, websocket
 from quart.blueprints import BlueprintSetupState
 
-from app.requests import read_body
+from ..requests import read_body
 from hostpulse.errors import ApiError, missing_field
 from hostpulse.payloads import decode_json, require_json
 from hostpulse.samples import DEFAULT_LIMITS, BatchError, validate_batch

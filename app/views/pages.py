@@ -6,7 +6,7 @@ import asyncio
 
 from quart import Blueprint, Response, current_app, g, redirect, url_for
 
-from app.requests import read_body
+from ..requests import read_body
 from hostpulse.payloads import legacy_echo, legacy_list
 
 bp = Blueprint("pages", __name__)

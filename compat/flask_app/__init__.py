@@ -10,10 +10,10 @@ import os
 
 from flask import Flask
 
-from compat.flask_app import interceptors
-from compat.flask_app.jobs import JobRunner
-from compat.flask_app.requests import Request
-from compat.flask_app.views import api, data, demo, health, pages, samples
+from . import interceptors
+from .jobs import JobRunner
+from .requests import Request
+from .views import api, data, demo, health, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
 
