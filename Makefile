@@ -32,8 +32,9 @@ run: $(VENV)/.server
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
-## The compat suite in full: in-process, live (gunicorn, Hypercorn WSGI, Hypercorn), 2,000 fuzz
-## requests and the mutant self-check; reports in compat-report.json / compat-report.html.
+## The compat suite on hostpulse in full: in-process, live (the Flask version on gunicorn, the port
+## on Hypercorn), 2,000 fuzz requests and the mutant self-check; reports in compat-report.json /
+## compat-report.html, the apps' own logs in compat-logs/.
 compat: $(VENV)/.dev
 	$(PY) -m compat --mode all --fuzz 2000 --mutants --report compat-report.json --report compat-report.html
 

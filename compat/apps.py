@@ -46,10 +46,6 @@ class AppSpec:
     secret_key: str | None = None  # decodes the side's signed session cookies
     label: str = ""  # how reports name it (default: the target)
 
-    @property
-    def module(self) -> str:
-        return split_target(self.target)[0]
-
     def side(self, side: str, *, wrap: str | None = None, kwargs: dict[str, Any] | None = None) -> SideSpec:
         module, attr = split_target(self.target)
         if is_file_target(module):

@@ -442,9 +442,6 @@ def print_selfcheck(checks: list[Check], stream: TextIO) -> None:
         example = f"  e.g. {c.new_differences[0][0]}: {c.new_differences[0][1]}" if c.new_differences else ""
         w(f"  {c.name.ljust(width)}  {c.verdict:<38} changed {c.applied:>4} answers, "
           f"{len(c.new_differences):>4} new differences{example}\n")
-        if not c.observable:
-            w(f"  {'':{width}}  (servers drop HEAD bodies, so this cannot be a wire difference; "
-              f"app-level notes in {c.notes} requests, {c.new_notes} beyond the unmutated candidate's)\n")
     w("  " + selfcheck_summary(checks) + "\n")
 
 

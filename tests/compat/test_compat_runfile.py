@@ -248,3 +248,34 @@ def test_an_app_that_does_not_import_is_exit_2(tmp_path):
     code, out, _ = run(tmp_path)
     assert code == 2, out
     assert "candidate" in out and "not_a_module_anywhere" in out
+
+
+def test_the_reference_from_a_git_ref_of_the_same_project(tmp_path):
+    """The Flask app as committed on a branch, the port in the working tree: one checkout."""
+    make_project(tmp_path)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(git[:3] + ["init", "-q", "-b", "main"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "flask"], check=True)
+    # the working tree's Flask side changes after the commit: the run must use main's
+    flask = tmp_path / "flask_side" / "app" / "__init__.py"
+    flask.write_text(flask.read_text().replace('greeting=greeting)', 'greeting=greeting, extra=1)'))
+    run_file = tmp_path / "compat.toml"
+    run_file.write_text(run_file.read_text().replace('[reference]\n', '[reference]\ngit = "main"\n'))
+    code, out, data = run(tmp_path)
+    assert code == 0, out
+    assert data["meta"]["reference"] == "app:create_app@main"
+    assert results(data)["index"]["status"] == "same"
+    # and without the ref, the working tree's change shows
+    run_file.write_text(run_file.read_text().replace('git = "main"\n', ''))
+    code, out, data = run(tmp_path)
+    assert code == 1 and any(d["where"] == "$.extra" for d in results(data)["index"]["differences"]), out
+
+
+def test_a_git_ref_that_does_not_exist_is_one_line(tmp_path):
+    make_project(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    run_file = tmp_path / "compat.toml"
+    run_file.write_text(run_file.read_text().replace('[reference]\n', '[reference]\ngit = "no-such-branch"\n'))
+    code, out, _ = run(tmp_path)
+    assert code == 2 and "no-such-branch" in out and len(out.strip().splitlines()) == 1, out
