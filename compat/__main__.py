@@ -24,7 +24,8 @@ from .loading import SetupError
 from .report import print_text, verdict, write_report
 from .runfile import RunFile, RunFileError
 from .runfile import load as load_runfile
-from .runner import AllowList, PairReport, unused_allow_entries
+from .allow import AllowList, unused_allow_entries
+from .results import PairReport
 
 DEFAULT_ALLOW = Path(__file__).resolve().parent / "allowlist.toml"
 DEFAULT_LOGS = "compat-logs"

@@ -13,26 +13,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .instance import InstanceSetup
 from .loading import SideSpec, is_file_target, split_target
 from .sides import PACKAGE, SideProcess
 
 # hostpulse's own pair: names that load from a checkout's root and from an installed wheel
 DEFAULT_REFERENCE = f"{PACKAGE}.flask_app:create_app"
 DEFAULT_CANDIDATE = "app:create_app" if PACKAGE == "compat" else "hostpulse.app:create_app"
-
-# Known tokens, one per role; the corpus writes {admin}, {viewer}, {agent}.
-TOKENS: dict[str, str] = {
-    "admin": "compat-admin-token-0123456789abcdef",
-    "viewer": "compat-viewer-token-0123456789abcdef",
-    "agent": "compat-agent-token-0123456789abcdef",
-}
-# A token that no instance knows, for the 401 scenarios.
-UNKNOWN_TOKEN = "compat-unknown-token-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -57,52 +48,6 @@ class AppSpec:
 
     def __str__(self) -> str:
         return self.label or self.target
-
-
-# ---------------------------------------------------------------------------- instance setup
-
-
-@dataclass
-class InstanceSetup:
-    """How a fresh instance folder is prepared (from the corpus's ``instance.toml``)."""
-
-    config: dict[str, dict[str, Any]] = field(default_factory=dict)  # sections for config.toml
-    scripts_dir: Path | None = None  # copied to <instance>/scripts/
-    files_dir: Path | None = None  # copied into <instance>/ as is
-    write_config: bool = False  # hostpulse's config.toml: only when instance.toml has [config]
-
-    @classmethod
-    def load(cls, path: Path | None) -> "InstanceSetup":
-        if path is None or not path.exists():
-            return cls()
-        return cls.from_dict(tomllib.loads(path.read_text(encoding="utf-8")), path.parent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], base: Path) -> "InstanceSetup":
-        setup = cls(config=data.get("config", {}), write_config=bool(data.get("write_config", "config" in data)))
-        scripts = data.get("scripts")
-        if scripts:
-            setup.scripts_dir = (base / scripts).resolve()
-        files = data.get("files")
-        if files:
-            setup.files_dir = (base / files).resolve()
-        return setup
-
-    def prepare(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.files_dir and self.files_dir.is_dir():
-            shutil.copytree(self.files_dir, folder, dirs_exist_ok=True)
-        if self.scripts_dir and self.scripts_dir.is_dir():
-            shutil.copytree(self.scripts_dir, folder / "scripts", dirs_exist_ok=True)
-        if self.write_config:
-            write_config(folder, TOKENS, self.config)
-
-
-def write_config(folder: Path, tokens: dict[str, str], sections: dict[str, dict[str, Any]]) -> Path:
-    """``<folder>/config.toml`` with the known tokens, as hostpulse reads it."""
-    from hostpulse.settings import write_test_config
-
-    return write_test_config(folder, tokens, **sections)
 
 
 class Workdir:

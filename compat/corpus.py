@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .apps import TOKENS, UNKNOWN_TOKEN
+from .instance import TOKENS, UNKNOWN_TOKEN, InstanceSetup
 
 MODES = ("inprocess", "live")
 BOUNDARY = "compatboundary7MA4YWxkTrZu0gW"
@@ -471,8 +471,6 @@ class Corpus:
     instance: dict[str, Any] = field(default_factory=dict)  # an [instance] table in a corpus file
 
     def setup(self):
-        from .apps import InstanceSetup
-
         if self.instance_file is not None:
             return InstanceSetup.load(self.instance_file)
         base = self.root if self.root.is_dir() else self.root.parent

@@ -14,7 +14,7 @@ the query parameter names are often those the corpus sends to that rule.
 What the corpus teaches is a :class:`Hints` (:func:`learn_hints`): field, query, header and
 cookie names, path values per rule and argument, static files, content types, and the
 sequence that logs in. About half of the generated requests are marked ``session`` when
-there is one: the runner plays the login sequence first on each instance and sends them
+there is one: the fuzz run plays the login sequence first on each instance and sends them
 with its cookies. The size edges (request line, header, body at each limit) are not left to
 chance: :mod:`compat.edges` always tries them.
 
@@ -43,7 +43,8 @@ from hypothesis import strategies as st
 
 from .apps import AppSpec, InstanceSetup, Workdir
 from .corpus import AUTH_HEADERS, BOUNDARY, Scenario, Step, build_request, multipart, substitute_tokens
-from .runner import AllowList, PairReport, compare_runs
+from .allow import AllowList
+from .results import PairReport, compare_runs
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 CONTENT_TYPES = [
@@ -583,7 +584,7 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
         cookies = draw(st.lists(st.tuples(st.sampled_from(hints.cookies), cookie_value), min_size=1, max_size=3))
         headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in cookies)))
     chunked = body is not None and draw(st.integers(min_value=0, max_value=9)) == 0
-    # with the cookies of the corpus's login sequence (the runner plays it first)
+    # with the cookies of the corpus's login sequence (played first)
     session = draw(st.booleans()) and hints is not None and hints.login is not None
     req = {"rule": rule, "method": method, "path": path, "auth": auth, "headers": headers,
            "body": body, "chunked": chunked, "session": session}

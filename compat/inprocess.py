@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from .apps import AppSpec, Instance, InstanceSetup, Workdir, start_side
 from .corpus import Scenario
-from .runner import AllowList, PairReport, StepResult, Target, compare_runs, play_all
+from .allow import AllowList
+from .play import StepResult, Target, play_all
+from .results import PairReport, compare_runs
 
 
 def start_instances(reference: AppSpec, candidate: AppSpec, workdir: Workdir, setup: InstanceSetup,

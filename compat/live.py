@@ -24,7 +24,6 @@ for HEAD, a real wire difference.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -38,7 +37,9 @@ from .apps import AppSpec, InstanceSetup, Workdir
 from .clients import AppClient, Reply, normalise_headers, split_target
 from .corpus import Scenario
 from .loading import SideSpec
-from .runner import AllowList, PairReport, Target, compare_runs, play_all
+from .allow import AllowList
+from .play import Target, play_all
+from .results import PairReport, compare_runs
 from .sides import PACKAGE, child_cwd, child_env, prepare, tail
 from hostpulse.processes import stop_group
 

@@ -24,7 +24,8 @@ from .apps import AppSpec, InstanceSetup, Workdir
 from .clients import is_asgi_app
 from .corpus import Scenario
 from .inprocess import play_instances, start_instances
-from .runner import AllowList, PairReport, compare_runs
+from .allow import AllowList
+from .results import PairReport, compare_runs
 
 Headers = list[tuple[bytes, bytes]]
 Transform = Callable[[dict, int, Headers, bytes], "tuple[int, Headers, bytes] | None"]
@@ -198,7 +199,7 @@ def m_content_disposition(scope, status, headers, body):
     return status, _set(headers, b"content-disposition", new), body
 
 
-# The reference's secret key, set by whoever builds the mutants (the runner, a worker): the
+# The reference's secret key, set by whoever builds the mutants (the worker): the
 # session mutant re-signs what it changes with it, so that only the payload differs.
 SESSION_SECRET_KEY: str | None = None
 

@@ -19,7 +19,8 @@ from typing import Any, TextIO
 from .clients import Reply
 from .compare import Difference
 from .known import Known, as_dict
-from .runner import AllowEntry, KeyResult, PairReport
+from .allow import AllowEntry
+from .results import KeyResult, PairReport
 
 EXAMPLES = 3  # requests shown per group in the HTML report
 

@@ -12,7 +12,7 @@ from flask import Flask
 
 from . import interceptors
 from .jobs import JobRunner
-from .requests import Request
+from .requests import JSONProvider, Request
 from .views import api, data, demo, health, pages, samples
 from hostpulse import settings as settings_module
 from hostpulse.store import Store
@@ -22,6 +22,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
     settings = settings_module.load(instance_path)
     app = Flask(__name__, instance_path=str(settings.instance), static_folder=None)
     app.request_class = Request
+    app.json = JSONProvider(app)  # the JSON depth rule of both apps (hostpulse/jsondepth.py)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_content_length,
         MAX_FORM_MEMORY_SIZE=settings.limits.max_form_memory_size,

@@ -8,12 +8,15 @@ is left. Here the answer is 413 exactly when the body has more bytes than the li
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
 from flask import Request as FlaskRequest
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
+
+from hostpulse import jsondepth
 
 
 class MaxLengthStream(LimitedStream):
@@ -39,3 +42,12 @@ class Request(FlaskRequest):
         if self.content_length is None and limit is not None and "wsgi.input_terminated" in self.environ:
             return MaxLengthStream(self.environ["wsgi.input"], limit)
         return super().stream
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's provider, decoding with the depth rule both apps share (``hostpulse.jsondepth``):
+    ``get_json(silent=True)`` ignores a body nested too deep, as any other unreadable body,
+    where ``json.loads`` raised ``RecursionError`` through it (a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsondepth.loads(s, **kwargs)

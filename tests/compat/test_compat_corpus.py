@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.apps import TOKENS
+from compat.instance import TOKENS
 from compat.corpus import BOUNDARY, CorpusError, DEFAULT_CORPUS, build_request, load
 
 # The seed routes of SPEC.md (the port-only routes are not compared).

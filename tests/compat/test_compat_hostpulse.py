@@ -17,7 +17,8 @@ import pytest
 from compat.__main__ import DEFAULT_ALLOW
 from compat.apps import DEFAULT_CANDIDATE, DEFAULT_REFERENCE, AppSpec
 from compat.corpus import DEFAULT_CORPUS, load
-from compat.runner import AllowList, PairReport
+from compat.allow import AllowList
+from compat.results import PairReport
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE, CANDIDATE = AppSpec(DEFAULT_REFERENCE), AppSpec(DEFAULT_CANDIDATE)
