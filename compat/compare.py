@@ -11,32 +11,8 @@ reason phrase does not exist here, transport headers a server adds (``Date``, ``
 a live socket also the framing: ``Connection``, ``Keep-Alive``, ``Transfer-Encoding``) are
 not compared, and a HEAD body is empty as the servers send it.
 
-Noise neither invents nor hides differences
--------------------------------------------
-A value that differs between the two references is noise only *within what they showed*:
-the candidate's value must have the form of the primary's or of the secondary's value.
+Noise neither invents nor hides differences: see :mod:`compat.forms`.
 
-- JSON: the type must be the same (``1`` and ``"1"``, ``1`` and ``1.0``, ``null`` and ``""``
-  differ), lists the same length, objects the same keys; strings by their text form.
-- Text form (:func:`text_form`, :func:`forms_compatible`): a text is cut into runs of
-  ``[A-Za-z0-9_-]`` joined by ``.``; everything else must be equal character for character.
-
-  * A run of 16 or more characters is one *token*, whatever its letters, digits, ``-`` and
-    ``_`` (a random base64url value has them anywhere): it matches a token of the same class
-    and length only. Classes: hex (``[0-9a-fA-F]``, with its ``-`` groups, as in a UUID
-    ``8-4-4-4-12``) and any other (base64url). In a ``.``-joined chain holding such a token
-    (itsdangerous and JWT values: ``payload.timestamp.signature``) every part is a token
-    compared by length only.
-  * Shorter runs are cut at ``-`` and ``_`` (kept as is) into digits (``9``), letters (``a``)
-    and both (``x``), as :func:`text_shape` does: digits match digits of any length (a
-    number grows), letters match letters; a mixed run matches a mixed or letters-only run
-    of the same length when either has 8 or more characters (an id's length class), any
-    mixed run when both are shorter; a number never matches a word. Two runs of 6 or more
-    hex digits of the same length match whatever their mix (a random hex id may be all
-    digits).
-
-  Not covered: a random base64url value shorter than 16 characters may show ``-`` or ``_``
-  in one answer and not in another (learn it with longer tokens, or allow it).
 - Header noise learnt on one request applies to every request (as header noise, by form).
 - ``Set-Cookie`` is compared cookie by cookie (by name, in order), never as text: a cookie
   missing or extra (``cookie-missing`` / ``cookie-extra``), the order of cookies
@@ -55,13 +31,20 @@ the candidate's value must have the form of the primary's or of the secondary's 
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .clients import Reply
 from .cookies import SetCookie, decode_session, parse_set_cookie
+from .forms import MISSING, forms_compatible, json_compatible, json_get, json_shape, text_form, text_shape  # noqa: F401
+from .jsonbody import (  # noqa: F401
+    _format_detail,
+    first_difference,
+    is_json_reply,
+    json_diff,
+    mask_json,
+    parse_json,
+)
 
 # Headers a server adds or rewrites: never compared (listed in the report).
 TRANSPORT_HEADERS = ("date", "server")
@@ -101,182 +84,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------- shapes
-
-
-def _run_shape(m: re.Match) -> str:
-    run = m.group(0)
-    if run.isdigit():
-        return "9"
-    if run.isalpha():
-        return "a"
-    return "x"
-
-
-def text_shape(text: str) -> str:
-    """Runs of digits become ``9``, of letters ``a``, of both ``x``.
-
-    ``Tue, 13 Jan 2026 10:00:00 GMT`` -> ``a, 9 a 9 9:9:9 a``; ``0.731`` -> ``9.9``; a
-    hex id -> ``x``; ``first`` -> ``a`` (so an echoed id is not a generated one).
-    """
-    return re.sub(r"[A-Za-z0-9]+", _run_shape, text)
-
-
-def json_shape(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return type(value).__name__
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str:" + text_shape(value)
-    if isinstance(value, list):
-        return ["list", [json_shape(v) for v in value]]
-    if isinstance(value, dict):
-        return {k: json_shape(v) for k, v in sorted(value.items())}
-    return repr(type(value))
-
-
-# ---------------------------------------------------------------------------- forms (noise)
-
-_CHAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
-_PIECE = re.compile(r"[A-Za-z0-9]+|[-_]+")
-_HEX_GROUPS = re.compile(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*")
-_HEX = re.compile(r"[0-9a-fA-F]+")
-TOKEN_MIN = 16  # a run of [A-Za-z0-9_-] this long is one token
-
-
-def _long_token(unit: str) -> tuple:
-    if _HEX_GROUPS.fullmatch(unit):
-        return ("hex", tuple(len(g) for g in unit.split("-")))
-    return ("tok", len(unit))
-
-
-def _short_pieces(unit: str, out: list) -> None:
-    for m in _PIECE.finditer(unit):
-        piece = m.group(0)
-        if piece[0] in "-_":
-            out.append(("lit", piece))
-        elif piece.isdigit():
-            out.append(("num", len(piece), True))
-        else:
-            hexonly = bool(_HEX.fullmatch(piece))
-            out.append(("word" if piece.isalpha() else "mix", len(piece), hexonly))
-
-
-def text_form(text: str) -> list[tuple]:
-    """The form of a text, as a list of tokens (see the module docstring).
-
-    ``("lit", s)`` literal text; ``("hex", groups)`` / ``("tok", length)`` a long token;
-    ``("seg", length)`` a part of a ``.``-joined token chain; ``("num" | "word" | "mix",
-    length, hex-only)`` a short run.
-    """
-    out: list[tuple] = []
-    pos = 0
-    for m in _CHAIN.finditer(text):
-        if m.start() > pos:
-            out.append(("lit", text[pos : m.start()]))
-        units = m.group(0).split(".")
-        chain = any(len(u) >= TOKEN_MIN for u in units)
-        for i, unit in enumerate(units):
-            if i:
-                out.append(("lit", "."))
-            if chain:
-                out.append(_long_token(unit) if len(unit) >= TOKEN_MIN else ("seg", len(unit)))
-            else:
-                _short_pieces(unit, out)
-        pos = m.end()
-    if pos < len(text):
-        out.append(("lit", text[pos:]))
-    # adjacent literals as one
-    merged: list[tuple] = []
-    for tok in out:
-        if tok[0] == "lit" and merged and merged[-1][0] == "lit":
-            merged[-1] = ("lit", merged[-1][1] + tok[1])
-        else:
-            merged.append(tok)
-    return merged
-
-
-def _tokens_compatible(a: tuple, b: tuple) -> bool:
-    if a[0] not in ("num", "word", "mix") or b[0] not in ("num", "word", "mix"):
-        return a == b
-    ka, la, ha = a
-    kb, lb, hb = b
-    if ha and hb and la == lb and la >= 6:
-        return True  # a random hex id may be all digits or all letters
-    if ka == kb and ka in ("num", "word"):
-        return True
-    if ka == "num" or kb == "num":
-        return False  # a number is not a word
-    if ka == kb == "mix" and max(la, lb) < 8:
-        return True
-    return la == lb
-
-
-def forms_compatible(a: str, b: str) -> bool:
-    """Whether ``b`` could be another value of whatever made ``a`` (see the module docstring)."""
-    if a == b:
-        return True
-    fa, fb = text_form(a), text_form(b)
-    return len(fa) == len(fb) and all(_tokens_compatible(x, y) for x, y in zip(fa, fb))
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING: Any = _Missing()
-
-
-def json_compatible(a: Any, b: Any) -> bool:
-    """Same JSON type (int, float, bool, null, string, list, object), strings of compatible
-    forms, lists of the same length and objects with the same keys, recursively."""
-    if a is MISSING or b is MISSING:
-        return a is b
-    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
-        return type(a) is type(b)
-    if isinstance(a, int) and isinstance(b, int):
-        return True
-    if isinstance(a, float) and isinstance(b, float):
-        return True
-    if isinstance(a, str) and isinstance(b, str):
-        return forms_compatible(a, b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_compatible(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return set(a) == set(b) and all(json_compatible(a[k], b[k]) for k in a)
-    return False
-
-
-_PATH_PART = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
-
-
-def json_get(value: Any, path: str) -> Any:
-    """The value at a path made by :func:`json_diff` (``$.a[0]["b c"]``), else :data:`MISSING`."""
-    if not path.startswith("$"):
-        return MISSING
-    pos = 1
-    while pos < len(path):
-        m = _PATH_PART.match(path, pos)
-        if not m:
-            return MISSING
-        if m.group(1) is not None or m.group(3) is not None:
-            key = m.group(1) if m.group(1) is not None else json.loads(m.group(3))
-            if not isinstance(value, dict) or key not in value:
-                return MISSING
-            value = value[key]
-        else:
-            i = int(m.group(2))
-            if not isinstance(value, list) or i >= len(value):
-                return MISSING
-            value = value[i]
-        pos = m.end()
-    return value
-
-
 # ---------------------------------------------------------------------------- headers
 
 
@@ -288,183 +95,6 @@ def header_map(reply: Reply, ignore: tuple[str, ...]) -> dict[str, list[str]]:
             continue
         out.setdefault(lname, []).append(value)
     return out
-
-
-# ---------------------------------------------------------------------------- JSON
-
-
-def is_json_reply(reply: Reply) -> bool:
-    ctype = (reply.header("content-type") or "").lower()
-    return "json" in ctype
-
-
-def parse_json(body: bytes) -> tuple[bool, Any]:
-    try:
-        return True, json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False, None
-
-
-def _child(path: str, key: Any) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        return f"{path}.{key}"
-    return f"{path}[{json.dumps(key)}]"
-
-
-def json_diff(a: Any, b: Any, path: str = "$") -> list[tuple[str, Any, Any, str]]:
-    """Structural differences: (path, a value, b value, what)."""
-    if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and type(a) is type(b)):
-        return [(path, a, b, f"type {type(a).__name__} != {type(b).__name__}")]
-    if isinstance(a, dict):
-        out = []
-        for k in a:
-            if k not in b:
-                out.append((_child(path, k), a[k], None, "missing in candidate"))
-            else:
-                out.extend(json_diff(a[k], b[k], _child(path, k)))
-        for k in b:
-            if k not in a:
-                out.append((_child(path, k), None, b[k], "extra in candidate"))
-        return out
-    if isinstance(a, list):
-        if len(a) != len(b):
-            return [(path, a, b, f"list length {len(a)} != {len(b)}")]
-        out = []
-        for i, (x, y) in enumerate(zip(a, b)):
-            out.extend(json_diff(x, y, _child(path, i)))
-        return out
-    if a != b:
-        return [(path, a, b, "value")]
-    return []
-
-
-class _Masker:
-    """Rewrites JSON text with the values at given paths replaced by ``<noise>``.
-
-    Keeps every other byte (spacing, key order, escapes), so two bodies that differ only at
-    noisy paths give equal masked texts, and any formatting difference survives.
-    """
-
-    _ws = re.compile(r"[ \t\n\r]*")
-    _str = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-    _scalar = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|NaN|-?Infinity")
-
-    def __init__(self, text: str, paths: set[str]) -> None:
-        self.text = text
-        self.paths = paths
-        self.pos = 0
-        self.out: list[str] = []
-
-    def ws(self) -> None:
-        m = self._ws.match(self.text, self.pos)
-        self.out.append(m.group(0))
-        self.pos = m.end()
-
-    def value(self, path: str) -> None:
-        start = self.pos
-        masked = path in self.paths
-        mark = len(self.out)
-        ch = self.text[self.pos : self.pos + 1]
-        if ch == "{":
-            self.pos += 1
-            self.out.append("{")
-            self.ws()
-            if self.text[self.pos : self.pos + 1] == "}":
-                self.pos += 1
-                self.out.append("}")
-            else:
-                while True:
-                    m = self._str.match(self.text, self.pos)
-                    if not m:
-                        raise ValueError("key expected")
-                    key = json.loads(m.group(0))
-                    self.out.append(m.group(0))
-                    self.pos = m.end()
-                    self.ws()
-                    if self.text[self.pos] != ":":
-                        raise ValueError(": expected")
-                    self.out.append(":")
-                    self.pos += 1
-                    self.ws()
-                    self.value(_child(path, key))
-                    self.ws()
-                    c = self.text[self.pos]
-                    self.pos += 1
-                    self.out.append(c)
-                    if c == "}":
-                        break
-                    if c != ",":
-                        raise ValueError(", expected")
-                    self.ws()
-        elif ch == "[":
-            self.pos += 1
-            self.out.append("[")
-            self.ws()
-            if self.text[self.pos : self.pos + 1] == "]":
-                self.pos += 1
-                self.out.append("]")
-            else:
-                i = 0
-                while True:
-                    self.value(_child(path, i))
-                    i += 1
-                    self.ws()
-                    c = self.text[self.pos]
-                    self.pos += 1
-                    self.out.append(c)
-                    if c == "]":
-                        break
-                    if c != ",":
-                        raise ValueError(", expected")
-                    self.ws()
-        elif ch == '"':
-            m = self._str.match(self.text, self.pos)
-            if not m:
-                raise ValueError("bad string")
-            self.out.append(m.group(0))
-            self.pos = m.end()
-        else:
-            m = self._scalar.match(self.text, self.pos)
-            if not m:
-                raise ValueError("bad value")
-            self.out.append(m.group(0))
-            self.pos = m.end()
-        if masked:
-            del self.out[mark:]
-            self.out.append("<noise>")
-        _ = start
-
-    def run(self) -> str:
-        self.ws()
-        self.value("$")
-        self.ws()
-        self.out.append(self.text[self.pos :])
-        return "".join(self.out)
-
-
-def mask_json(body: bytes, paths: set[str]) -> bytes:
-    if not paths:
-        return body
-    try:
-        return _Masker(body.decode("utf-8"), paths).run().encode("utf-8")
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return body
-
-
-def first_difference(a: bytes, b: bytes) -> str:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    if i == n and len(a) == len(b):
-        return ""
-    lo = max(0, i - 30)
-    return (
-        f"lengths {len(a)} / {len(b)}, first difference at byte {i}: "
-        f"{a[lo:i + 30]!r} / {b[lo:i + 30]!r}"
-    )
 
 
 # ---------------------------------------------------------------------------- noise
@@ -759,41 +389,56 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
             live: bool = False, acc_ref: dict[str, str] | None = None,
             acc_cand: dict[str, str] | None = None, method: str = "GET",
             secret_key: str | None = None) -> Outcome:
+    """What a client would see differ between the reference's answer and the candidate's."""
     out = Outcome()
+    _compare_status(reference, candidate, noise, out)
+    _compare_headers(reference, candidate, noise, out, ignore=ignore, live=live, secret_key=secret_key)
+    if reference.body != candidate.body or noise.json_paths or noise.covered:
+        _compare_body(reference, candidate, noise, out)
+    _compare_accumulated(acc_ref or {}, acc_cand or {}, noise, out)
+    # app-level: a HEAD body the client dropped (servers drop it too)
+    if method.upper() == "HEAD" and candidate.app_head_body and not reference.app_head_body:
+        out.notes.append(
+            "the candidate app produces a body for HEAD (the reference app none); servers drop "
+            "it, so a client sees no difference"
+        )
+    return out
+
+
+def _compare_status(reference: Reply, candidate: Reply, noise: Noise, out: Outcome) -> None:
+    if reference.status == candidate.status:
+        return
+    if noise.status:
+        out.noise_hits.append("status")
+    else:
+        out.differences.append(Difference("status", "status", reference.status, candidate.status))
+
+
+def _compare_headers(reference: Reply, candidate: Reply, noise: Noise, out: Outcome, *,
+                     ignore: tuple[str, ...], live: bool, secret_key: str | None) -> None:
     sec = noise.secondary
     diffs = out.differences
-    # status
-    if reference.status != candidate.status:
-        if noise.status:
-            out.noise_hits.append("status")
-        else:
-            diffs.append(Difference("status", "status", reference.status, candidate.status))
-    # headers
     hr, hc = header_map(reference, ignore), header_map(candidate, ignore)
     hs = header_map(sec, ignore) if sec is not None else {}
     compare_cookies(hr.pop("set-cookie", []), hc.pop("set-cookie", []), noise, out, secret_key)
-    if live:
+    if live and ("content-length" in hr) != ("content-length" in hc):
         # framing is the server's: a chunked answer has no Content-Length
-        if "content-length" in hr and "content-length" not in hc or "content-length" in hc and "content-length" not in hr:
-            te_r = any("chunked" in v.lower() for v in reference.header_all("transfer-encoding"))
-            te_c = any("chunked" in v.lower() for v in candidate.header_all("transfer-encoding"))
-            if te_r or te_c:
-                hr.pop("content-length", None)
-                hc.pop("content-length", None)
-                out.noise_hits.append("framing:content-length/chunked")
+        te_r = any("chunked" in v.lower() for v in reference.header_all("transfer-encoding"))
+        te_c = any("chunked" in v.lower() for v in candidate.header_all("transfer-encoding"))
+        if te_r or te_c:
+            hr.pop("content-length", None)
+            hc.pop("content-length", None)
+            out.noise_hits.append("framing:content-length/chunked")
     if _length_follows_masked_body(reference, candidate, hr, hc, noise):
         hr.pop("content-length")
         hc.pop("content-length")
         out.noise_hits.append("header:content-length (follows a noisy or accumulated field)")
     for name in sorted(set(hr) | set(hc)):
-        if name not in hc:
+        if name not in hc or name not in hr:
             if name in noise.header_presence:
                 out.noise_hits.append(f"header-presence:{name}")
-            else:
+            elif name not in hc:
                 diffs.append(Difference("header-missing", name, hr[name], None))
-        elif name not in hr:
-            if name in noise.header_presence:
-                out.noise_hits.append(f"header-presence:{name}")
             else:
                 diffs.append(Difference("header-extra", name, None, hc[name]))
         elif hr[name] != hc[name]:
@@ -808,63 +453,65 @@ def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[s
                 diffs.append(Difference("header-value", name, hr[name], hc[name]))
         elif name in noise.headers:
             out.noise_hits.append(f"header:{name}")
-    # body
-    if reference.body != candidate.body or noise.json_paths or noise.covered:
-        ok_r, jr = parse_json(reference.body) if is_json_reply(reference) else (False, None)
-        ok_c, jc = parse_json(candidate.body) if is_json_reply(candidate) else (False, None)
-        if ok_r and ok_c:
-            structural = json_diff(jr, jc)
-            groups: dict[str, list[str]] = {}
-            for path, a, b, what in structural:
-                if _noisy_path(path, noise.covered) is not None:
-                    out.noise_hits.append(f"json(accumulated):{path}")
-                    continue
-                noisy = _noisy_path(path, noise.json_paths)
-                if noisy is not None:
-                    groups.setdefault(noisy, []).append(what)
-                else:
-                    diffs.append(Difference("json", path, a, b, what))
-            if groups:
-                ok_s, js = parse_json(sec.body) if sec is not None and is_json_reply(sec) else (False, None)
-                for noisy, whats in sorted(groups.items()):
-                    vr, vc = json_get(jr, noisy), json_get(jc, noisy)
-                    if json_compatible(vr, vc) or (ok_s and json_compatible(json_get(js, noisy), vc)):
-                        out.noise_hits.append(f"json:{noisy}")
-                    else:
-                        diffs.append(Difference("json", noisy, _jsonish(vr), _jsonish(vc),
-                                                f"noisy field, form differs too ({whats[0]})"))
-            if not any(d.kind == "json" for d in diffs):
-                # same values (up to noise): the bytes must still be the same
-                mr = mask_json(reference.body, noise.json_paths | noise.covered)
-                mc = mask_json(candidate.body, noise.json_paths | noise.covered)
-                if mr != mc:
-                    diffs.append(Difference("json-format", "body", reference.body, candidate.body,
-                                            _format_detail(mr, mc)))
-        elif reference.body != candidate.body:
-            cand_text = candidate.body.decode("utf-8", "replace")
-            if noise.body and (
-                forms_compatible(reference.body.decode("utf-8", "replace"), cand_text)
-                or (sec is not None and forms_compatible(sec.body.decode("utf-8", "replace"), cand_text))
-            ):
-                out.noise_hits.append("body")
+
+
+def _compare_body(reference: Reply, candidate: Reply, noise: Noise, out: Outcome) -> None:
+    ok_r, jr = parse_json(reference.body) if is_json_reply(reference) else (False, None)
+    ok_c, jc = parse_json(candidate.body) if is_json_reply(candidate) else (False, None)
+    if ok_r and ok_c:
+        _compare_json(reference, candidate, jr, jc, noise, out)
+    elif reference.body != candidate.body:
+        sec = noise.secondary
+        cand_text = candidate.body.decode("utf-8", "replace")
+        if noise.body and (
+            forms_compatible(reference.body.decode("utf-8", "replace"), cand_text)
+            or (sec is not None and forms_compatible(sec.body.decode("utf-8", "replace"), cand_text))
+        ):
+            out.noise_hits.append("body")
+        else:
+            out.differences.append(Difference("body", "body", reference.body, candidate.body,
+                                              first_difference(reference.body, candidate.body)))
+
+
+def _compare_json(reference: Reply, candidate: Reply, jr: Any, jc: Any, noise: Noise, out: Outcome) -> None:
+    """By path, noisy paths by form; then, values alike, the bytes (noisy values masked)."""
+    sec = noise.secondary
+    diffs = out.differences
+    groups: dict[str, list[str]] = {}
+    for path, a, b, what in json_diff(jr, jc):
+        if _noisy_path(path, noise.covered) is not None:
+            out.noise_hits.append(f"json(accumulated):{path}")
+            continue
+        noisy = _noisy_path(path, noise.json_paths)
+        if noisy is not None:
+            groups.setdefault(noisy, []).append(what)
+        else:
+            diffs.append(Difference("json", path, a, b, what))
+    if groups:
+        ok_s, js = parse_json(sec.body) if sec is not None and is_json_reply(sec) else (False, None)
+        for noisy, whats in sorted(groups.items()):
+            vr, vc = json_get(jr, noisy), json_get(jc, noisy)
+            if json_compatible(vr, vc) or (ok_s and json_compatible(json_get(js, noisy), vc)):
+                out.noise_hits.append(f"json:{noisy}")
             else:
-                diffs.append(Difference("body", "body", reference.body, candidate.body,
-                                        first_difference(reference.body, candidate.body)))
-    # accumulated values of repeated steps
-    for k in sorted(set(acc_ref or {}) | set(acc_cand or {})):
-        a, b = (acc_ref or {}).get(k), (acc_cand or {}).get(k)
+                diffs.append(Difference("json", noisy, _jsonish(vr), _jsonish(vc),
+                                        f"noisy field, form differs too ({whats[0]})"))
+    if not any(d.kind == "json" for d in diffs):
+        mr = mask_json(reference.body, noise.json_paths | noise.covered)
+        mc = mask_json(candidate.body, noise.json_paths | noise.covered)
+        if mr != mc:
+            diffs.append(Difference("json-format", "body", reference.body, candidate.body, _format_detail(mr, mc)))
+
+
+def _compare_accumulated(acc_ref: dict[str, str], acc_cand: dict[str, str], noise: Noise, out: Outcome) -> None:
+    """The values a repeated step gathered over its tries (a polled job's output)."""
+    for k in sorted(set(acc_ref) | set(acc_cand)):
+        a, b = acc_ref.get(k), acc_cand.get(k)
         if a != b:
             if k in noise.accumulated:
                 out.noise_hits.append(f"accumulated:{k}")
             else:
-                diffs.append(Difference("accumulated", k, a, b))
-    # app-level: a HEAD body the client dropped (servers drop it too)
-    if method.upper() == "HEAD" and candidate.app_head_body and not reference.app_head_body:
-        out.notes.append(
-            "the candidate app produces a body for HEAD (the reference app none); servers drop "
-            "it, so a client sees no difference"
-        )
-    return out
+                out.differences.append(Difference("accumulated", k, a, b))
 
 
 def _noisy_path(path: str, noisy: set[str]) -> str | None:
@@ -875,24 +522,3 @@ def _noisy_path(path: str, noisy: set[str]) -> str | None:
         if path.startswith(p) and path[len(p) : len(p) + 1] in (".", "["):
             return p
     return None
-
-
-def _format_detail(a: bytes, b: bytes) -> str:
-    what = []
-    try:
-        ja, jb = json.loads(a.replace(b"<noise>", b"0")), json.loads(b.replace(b"<noise>", b"0"))
-        if ja == jb:
-            if a.replace(b" ", b"").replace(b"\n", b"") == b.replace(b" ", b"").replace(b"\n", b""):
-                what.append("whitespace differs")
-            ka, kb = _key_order(a), _key_order(b)
-            if ka != kb and sorted(ka) == sorted(kb):
-                what.append("key order differs")
-            if (b"\\u" in a) != (b"\\u" in b):
-                what.append("non-ASCII escaping differs")
-    except ValueError:
-        pass
-    return "; ".join(what + [first_difference(a, b)])
-
-
-def _key_order(text: bytes) -> list[str]:
-    return re.findall(r'"((?:[^"\\]|\\.)*)"\s*:', text.decode("utf-8", "replace"))
