@@ -36,7 +36,16 @@ from typing import Any
 
 from .clients import Reply
 from .cookies import SetCookie, decode_session, parse_set_cookie
-from .forms import MISSING, forms_compatible, json_compatible, json_get, json_shape, text_form, text_shape  # noqa: F401
+from .forms import (  # noqa: F401
+    MISSING,
+    forms_compatible,
+    json_compatible,
+    json_get,
+    json_shape,
+    text_form,
+    text_shape,
+    text_within_noise,
+)
 from .jsonbody import (  # noqa: F401
     _format_detail,
     first_difference,
@@ -462,10 +471,8 @@ def _compare_body(reference: Reply, candidate: Reply, noise: Noise, out: Outcome
         _compare_json(reference, candidate, jr, jc, noise, out)
     elif reference.body != candidate.body:
         sec = noise.secondary
-        cand_text = candidate.body.decode("utf-8", "replace")
-        if noise.body and (
-            forms_compatible(reference.body.decode("utf-8", "replace"), cand_text)
-            or (sec is not None and forms_compatible(sec.body.decode("utf-8", "replace"), cand_text))
+        if noise.body and sec is not None and text_within_noise(
+            *(r.body.decode("utf-8", "replace") for r in (reference, sec, candidate))
         ):
             out.noise_hits.append("body")
         else:

@@ -31,6 +31,7 @@ the candidate's value must have the form of the primary's or of the secondary's 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any
@@ -153,6 +154,36 @@ def forms_compatible(a: str, b: str) -> bool:
         return True
     fa, fb = text_form(a), text_form(b)
     return len(fa) == len(fb) and all(_tokens_compatible(x, y) for x, y in zip(fa, fb))
+
+
+_TEXT_TOKEN = re.compile(r"[A-Za-z0-9_-]+|\s+|.", re.S)
+# texts longer than this (in tokens) are compared by whole-text form: alignment is quadratic
+MAX_ALIGNED_TOKENS = 20_000
+
+
+def _holes(primary: list[str], secondary: list[str]) -> list[tuple[int, int]]:
+    """The token ranges of ``primary`` where the two references differ (the noise)."""
+    matcher = difflib.SequenceMatcher(None, primary, secondary, autojunk=False)
+    return [(i1, i2) for tag, i1, i2, _j1, _j2 in matcher.get_opcodes() if tag != "equal"]
+
+
+def text_within_noise(primary: str, secondary: str, candidate: str) -> bool:
+    """Whether ``candidate`` differs from ``primary`` only where the two references differed
+    from each other, and there only by form: a CSRF token or a timestamp in an HTML page is
+    noise, a changed word elsewhere on that page is not."""
+    p, s, c = (_TEXT_TOKEN.findall(t) for t in (primary, secondary, candidate))
+    if max(len(p), len(s), len(c)) > MAX_ALIGNED_TOKENS:
+        return forms_compatible(primary, candidate) or forms_compatible(secondary, candidate)
+    holes = _holes(p, s)
+    matcher = difflib.SequenceMatcher(None, p, c, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if not any(h1 <= i1 and i2 <= h2 for h1, h2 in holes):
+            return False
+        if not forms_compatible("".join(p[i1:i2]), "".join(c[j1:j2])):
+            return False
+    return True
 
 
 class _Missing:

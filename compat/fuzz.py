@@ -33,7 +33,7 @@ import json
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -325,6 +325,25 @@ def _logs_in(seen: Seen) -> bool:
     if seen.body in ("form", "urlencoded", "json") and any(PASSWORD_FIELD.search(f) for f in seen.fields):
         return True
     return bool(LOGIN_PATH.search(seen.path))
+
+
+LOGOUT_PATH = re.compile(r"log-?out|sign-?out", re.IGNORECASE)
+
+
+def login_prefix(scenario: Scenario) -> Scenario:
+    """The login sequence up to its last logging-in step before any logout: played first on
+    each instance, it leaves the cookies of a logged-in user (a sequence that registers,
+    logs in, works and logs out must not leave a logged-out jar)."""
+    last = None
+    for i, step in enumerate(scenario.steps):
+        if step.action:
+            continue
+        seen = _seen(scenario.name, step)
+        if LOGOUT_PATH.search(seen.path):
+            break
+        if _logs_in(seen):
+            last = i
+    return scenario if last is None else replace(scenario, steps=scenario.steps[: last + 1])
 
 
 def learn_hints(scenarios: list[Scenario]) -> Hints:
@@ -653,8 +672,6 @@ def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow
     """``n`` requests generated from the reference's routes and what the corpus shows (field
     names, path values, static files, a login sequence whose cookies about half of them
     carry), and the size edges; played on two references and the candidate."""
-    from dataclasses import replace
-
     from .edges import edge_scenarios
     from .inprocess import play_instances, start_instances
 
@@ -676,7 +693,7 @@ def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow
         hints = learn_hints(corpus or [])
         scenarios = to_scenarios(generate(rules, n, seed, hints))
         edges = edge_scenarios(rules, hints, list(limits))
-        login = [s for s in (corpus or []) if hints.login and s.name == hints.login]
+        login = [login_prefix(s) for s in (corpus or []) if hints.login and s.name == hints.login]
         first = [replace(s, tags=tuple(s.tags) + ("login",)) for s in login]
         played = first + scenarios + edges
         runs = play_instances(played, instances)
@@ -684,7 +701,8 @@ def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow
                               reference_label=str(reference), candidate_label=str(candidate), allow=allow,
                               secret_key=reference.secret_key)
         report.extra.update({"seed": seed, "requests": len(scenarios), "edges": len(edges),
-                             "login": hints.login, "rules": [r for r, _m, _c in rules],
+                             "login": hints.login,
+                             "login_steps": sum(1 for s in first for st in s.steps if not st.action), "rules": [r for r, _m, _c in rules],
                              "rules_missing_in_candidate": missing,
                              "rules_only_in_candidate_not_compared": only_candidate})
         return report

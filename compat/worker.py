@@ -51,7 +51,14 @@ def _routes(app: Any) -> list:
 def serve(conn: Connection, prepare: bool) -> int:
     spec, instance = spec_from_env()
     capture = _Capture()
-    logging.getLogger().addHandler(capture)
+    root = logging.getLogger()
+    root.addHandler(capture)
+    # the side's log file (this process's stderr) gets what the app logs too: with a handler
+    # on the root logger, Flask and Quart add none of their own
+    to_file = logging.StreamHandler(sys.stderr)
+    to_file.setLevel(logging.WARNING)
+    to_file.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
     try:
         app, kwargs = build_app(spec, instance)
         if spec.wrap:

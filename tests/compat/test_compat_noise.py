@@ -526,3 +526,37 @@ def test_the_session_mutant_is_not_applicable_to_an_app_without_sessions():
     with client_for(wrapped) as c:
         assert c.request("GET", "/").body == b'{"n":"1"}\n'
     assert wrapped.applied == 1
+
+
+# ---------------------------------------------------------------------------- HTML bodies with noise
+
+
+def _page(token: str, message: str = "Incorrect username.") -> bytes:
+    return (f'<html><body><form method="post"><input type="hidden" name="csrf_token" value="{token}">'
+            f'<p class="flash">{message}</p><input name="username"></form></body></html>').encode()
+
+
+def _html(body: bytes) -> "Reply":
+    from compat.clients import Reply
+
+    return Reply(200, [("Content-Type", "text/html; charset=utf-8")], body)
+
+
+def test_a_random_token_in_a_page_is_noise_and_a_changed_word_elsewhere_is_not():
+    import secrets
+
+    from compat.compare import TRANSPORT_HEADERS, compare, learn_noise
+
+    for _ in range(10):
+        primary, secondary = _html(_page(secrets.token_urlsafe(24))), _html(_page(secrets.token_urlsafe(24)))
+        noise = learn_noise(primary, secondary, TRANSPORT_HEADERS)
+        assert noise.body
+        faithful = _html(_page(secrets.token_urlsafe(24)))
+        assert compare(primary, faithful, noise, ignore=TRANSPORT_HEADERS).differences == []
+        # the same length and the same form, elsewhere on the page: a real change
+        reworded = _html(_page(secrets.token_urlsafe(24), "Incorrect password."))
+        diffs = compare(primary, reworded, noise, ignore=TRANSPORT_HEADERS).differences
+        assert [d.kind for d in diffs] == ["body"]
+        # a token of another form where the references had tokens
+        other = _html(_page("12345"))
+        assert compare(primary, other, noise, ignore=TRANSPORT_HEADERS).differences

@@ -36,6 +36,7 @@ def _reading(name: str):
 for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "get", "keys", "values", "items",
               "pop", "popitem", "setdefault", "clear", "update", "__setitem__", "__delitem__", "copy"):
     setattr(ReadTrackingSession, _name, _reading(_name))
+del _name
 
 
 class ReadTrackingSessionInterface(SecureCookieSessionInterface):
@@ -74,6 +75,10 @@ async def send_from_directory(directory: str, filename: str):
         response.headers["Content-Encoding"] = encoding
     response.cache_control.public = False  # Werkzeug with max_age=None: Cache-Control: no-cache only
     response.cache_control.no_cache = True
+    for header in ("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"):
+        values = request.headers.getlist(header)
+        if len(values) > 1:  # a WSGI server joins a repeated header with ",", Flask reads that; Quart the first
+            request.headers[header] = ",".join(values)
     try:
         await response.make_conditional(request, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
@@ -93,11 +98,11 @@ async def bodiless_headers(response):
 
 
 def install(app) -> None:
-    app.session_interface = ReadTrackingSessionInterface()
-    app.context_processor(session_read_by_templates)
+    app.session_interface = ReadTrackingSessionInterface()  # Vary: Cookie once the session is used
+    app.context_processor(session_read_by_templates)  # ... and on every rendered template, as Flask
 
     async def static(filename: str):
         return await send_from_directory(app.static_folder, filename)
 
     app.view_functions["static"] = static  # Flask's send_static_file headers (see send_from_directory)
-    app.after_request(bodiless_headers)
+    app.after_request(bodiless_headers)  # a 204/304 without the headers Werkzeug drops

@@ -12,21 +12,26 @@ import os
 import unicodedata
 from urllib.parse import quote
 
-from quart import request
+from quart import current_app, request
 from quart import send_from_directory as quart_send_from_directory
 from quart.wrappers.response import FileBody
 from werkzeug.datastructures import Range
-from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestedRangeNotSatisfiable, UnsupportedMediaType
 from werkzeug.http import remove_entity_headers
 
 
 async def get_json():
-    """``await request.get_json()`` as Flask's ``request.get_json()`` answers a body that is not JSON."""
+    """``await request.get_json()`` answering as Flask's ``request.get_json()`` does."""
     if not request.is_json:  # Flask (Werkzeug >= 2.3) answers 415; Quart's get_json returns None
         raise UnsupportedMediaType(
             "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."
         )
-    return await request.get_json()
+    try:
+        # Flask parses the bytes (json.loads detects UTF-16/32 and a BOM); Quart decodes them as
+        # UTF-8 first: 500 on other bytes (UnicodeDecodeError), 400 on a BOM
+        return current_app.json.loads(await request.get_data())
+    except ValueError:
+        raise BadRequest() from None  # Flask's answer to a body that does not parse (unless debug)
 
 
 class _WerkzeugRangeFileBody(FileBody):
@@ -56,6 +61,10 @@ async def send_from_directory(directory: str, filename: str):
         response.headers["Content-Encoding"] = encoding
     response.cache_control.public = False  # Werkzeug with max_age=None: Cache-Control: no-cache only
     response.cache_control.no_cache = True
+    for header in ("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"):
+        values = request.headers.getlist(header)
+        if len(values) > 1:  # a WSGI server joins a repeated header with ",", Flask reads that; Quart the first
+            request.headers[header] = ",".join(values)
     try:
         await response.make_conditional(request, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
@@ -79,4 +88,4 @@ def install(app) -> None:
         return await send_from_directory(app.static_folder, filename)
 
     app.view_functions["static"] = static  # Flask's send_static_file headers (see send_from_directory)
-    app.after_request(bodiless_headers)
+    app.after_request(bodiless_headers)  # a 204/304 without the headers Werkzeug drops

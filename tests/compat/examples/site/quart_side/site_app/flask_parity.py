@@ -1,7 +1,8 @@
 """Where Flask 3.1 / Werkzeug 3.1 answer otherwise than Quart 0.22, pinned to Flask's answer.
 
 Each item was reported by the compat suite (``python -m compat --config compat.toml``) with
-its catalogue entry (compat/known.py); ``install(app)`` applies them all; the robots view sends its file with ``send_from_directory``.
+its catalogue entry (compat/known.py); ``install(app)`` applies them all, the robots view
+sends its file with ``send_from_directory``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _reading(name: str):
 for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "get", "keys", "values", "items",
               "pop", "popitem", "setdefault", "clear", "update", "__setitem__", "__delitem__", "copy"):
     setattr(ReadTrackingSession, _name, _reading(_name))
+del _name
 
 
 class ReadTrackingSessionInterface(SecureCookieSessionInterface):
@@ -74,6 +76,10 @@ async def send_from_directory(directory: str, filename: str):
         response.headers["Content-Encoding"] = encoding
     response.cache_control.public = False  # Werkzeug with max_age=None: Cache-Control: no-cache only
     response.cache_control.no_cache = True
+    for header in ("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"):
+        values = request.headers.getlist(header)
+        if len(values) > 1:  # a WSGI server joins a repeated header with ",", Flask reads that; Quart the first
+            request.headers[header] = ",".join(values)
     try:
         await response.make_conditional(request, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
@@ -93,11 +99,11 @@ async def bodiless_headers(response):
 
 
 def install(app) -> None:
-    app.session_interface = ReadTrackingSessionInterface()
-    app.context_processor(session_read_by_templates)
+    app.session_interface = ReadTrackingSessionInterface()  # Vary: Cookie once the session is used
+    app.context_processor(session_read_by_templates)  # ... and on every rendered template, as Flask
 
     async def static(filename: str):
         return await send_from_directory(app.static_folder, filename)
 
     app.view_functions["static"] = static  # Flask's send_static_file headers (see send_from_directory)
-    app.after_request(bodiless_headers)
+    app.after_request(bodiless_headers)  # a 204/304 without the headers Werkzeug drops
