@@ -386,6 +386,25 @@ def _get_json_silent(e: Evidence) -> int:
 
 
 @_entry(
+    id="get-json-encoding",
+    title="500 or 400 from the port on a JSON body that is not UTF-8: Quart decodes it as UTF-8 text",
+    layer="framework",
+    cause=(
+        "Flask's `get_json()` hands the body's bytes to `json.loads`, which detects UTF-16 and UTF-32 and "
+        "a byte-order mark, and answers 400 on bytes that are no JSON; Quart 0.22 decodes the body as "
+        "UTF-8 text first, so invalid UTF-8 raises `UnicodeDecodeError` (500) and UTF-16 or a BOM gives "
+        "400 where Flask parses the document."
+    ),
+    fix=(
+        "In the port, read `await request.get_data()` and parse the bytes with the app's JSON provider "
+        "(`current_app.json.loads(data)`), answering `BadRequest` on `ValueError` as Werkzeug does."
+    ),
+)
+def _get_json_encoding(e: Evidence) -> int:
+    return 3 if _log_has(e, r"UnicodeDecodeError") else 0  # the status alone says nothing of the cause
+
+
+@_entry(
     id="sync-hook-thread",
     title="500 from the port: a thread-bound object (sqlite3) made in a sync hook, used elsewhere",
     layer="framework",

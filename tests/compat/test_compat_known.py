@@ -74,6 +74,12 @@ CASES: dict[str, tuple[Evidence, Evidence]] = {
         status(415, 400, request=req("POST", "/notes", [("Content-Type", "text/plain")], 17)),
         status(415, 400, request=req("POST", "/notes", [("Content-Type", "application/json")], 17)),
     ),
+    "get-json-encoding": (
+        status(400, 500, request=req("POST", "/add", [("Content-Type", "application/json")], 4),
+               log="UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0"),
+        status(400, 500, request=req("POST", "/add", [("Content-Type", "application/json")], 4),
+               log="Traceback (most recent call last):\nZeroDivisionError: division by zero"),
+    ),
     "sync-hook-thread": (
         status(200, 500, log=SQLITE_LOG),
         status(200, 500, log="Traceback (most recent call last):\nZeroDivisionError: division by zero"),
@@ -444,3 +450,4 @@ def test_odd_evidence_is_no_fit_and_never_an_error():
     assert explain(odd) is None
     cookie = ev("header-value", "set-cookie", ["session=.!!!.a.b"], ["session=%%%"])
     assert explain(cookie) is None
+
