@@ -279,3 +279,19 @@ def test_a_git_ref_that_does_not_exist_is_one_line(tmp_path):
     run_file.write_text(run_file.read_text().replace('[reference]\n', '[reference]\ngit = "no-such-branch"\n'))
     code, out, _ = run(tmp_path)
     assert code == 2 and "no-such-branch" in out and len(out.strip().splitlines()) == 1, out
+
+
+def test_a_ready_app_object_instead_of_a_factory(tmp_path):
+    """``app = "MODULE:ATTR"`` may name an app built at import time (no factory, no hook)."""
+    make_project(tmp_path, hook=False)
+    for side in ("flask_side", "quart_side"):
+        init = tmp_path / side / "app" / "__init__.py"
+        init.write_text(init.read_text().replace('greeting="hello from flask"', 'greeting="hi"')
+                        .replace('greeting="hello from quart"', 'greeting="hi"')
+                        + '\nimport os as _os\nAPPLICATION = create_app(_os.environ["COMPAT_INSTANCE"])\n')
+    run_file = tmp_path / "compat.toml"
+    run_file.write_text(run_file.read_text().replace('app = "app:create_app"', 'app = "app:APPLICATION"'))
+    code, out, data = run(tmp_path, "--mode", "all", "--fuzz", "30")
+    assert code == 0, out
+    assert [p["mode"] for p in data["pairs"]] == ["inprocess", "live", "fuzz"]
+    assert results(data)["count"]["status"] == "same"
