@@ -20,13 +20,16 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.server
 
 ## Serve the port with Hypercorn on the embedded SQLite store (instance/), with one local
-## agent streaming this machine's metrics to it (stopped with the server).
+## agent streaming this machine's metrics to it (stopped with the server). `hostpulse init`
+## first refuses, in one line, a port in use, an instance folder it cannot write or a bad
+## setting, and points the local agent at this URL; `hostpulse serve` binds the port without
+## SO_REUSEPORT (a second server is refused, not given half the connections) for Hypercorn.
 run: $(VENV)/.server
-	$(PY) -m hostpulse init --url http://$(HOST):$(PORT)
+	@$(PY) -m hostpulse init --url http://$(HOST):$(PORT) --bind $(HOST):$(PORT)
 	$(PY) -m agent --config "$${HOSTPULSE_INSTANCE:-instance}/agent.toml" & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null; wait $$agent' EXIT; \
 	trap 'exit 0' INT TERM; \
-	$(VENV)/bin/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) 'app:create_app()'
+	$(PY) -m hostpulse serve --bind $(HOST):$(PORT) -- $(VENV)/bin/hypercorn --config hypercorn.toml 'app:create_app()'
 
 ## The whole test suite.
 test: $(VENV)/.dev

@@ -8,8 +8,10 @@ a shell (flags). Flags win, then the environment, then the file.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import socket
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -143,6 +145,11 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         key = ENV_PREFIX + name.upper()
         if key in environ:
             values[name] = _coerce(name, environ[key], key)
+    known = {ENV_PREFIX + name.upper() for name in KINDS} | {ENV_PREFIX + "CONFIG"}
+    for key in sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"hostpulse-agent: warning: unknown variable {key} is ignored{hint}", file=sys.stderr)
     return values
 
 

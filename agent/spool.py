@@ -13,6 +13,13 @@ before the batch that uses its sequence number, and on opening ``next_seq`` is a
 raised past every batch file present, so a seq is never used twice within a run (a
 gap after a crash is harmless: the service only needs each ``(host, run, seq)`` once).
 
+Damage: a ``state.json`` that cannot be read, or whose values are out of range (a negative
+or bool ``next_seq`` or ``dropped``, one past the store's integers, a run id the service
+refuses), starts a new run. A batch file that cannot be read, is not a batch, or whose
+body's ``seq`` is not the one in its name (the service acknowledges the body's: such a file
+was never forgotten and held every flush) is removed on opening, and its samples (one, when
+the file is too damaged to tell) are added to the drop counter.
+
 Bound: the batch files' bytes never exceed ``max_bytes``; to make room the oldest
 batches go (those not yet sent before those awaiting their ack), and their samples are
 added to the drop counter that later batches carry. A batch dropped while its ack was
@@ -28,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -43,6 +51,16 @@ log = logging.getLogger("hostpulse.agent.spool")
 
 STATE = "state.json"
 SUFFIX = ".batch"
+# The service stores seq and dropped as SQLite integers and refuses a batch beyond them.
+MAX_INTEGER = 2**63 - 1
+# What the service accepts as a run (hostpulse.samples.valid_run; not imported: the agent
+# needs no more of the server than this).
+_RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _counter(value: object) -> bool:
+    """An integer the service can store: 0 to 2**63-1, ``True`` not being one."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
 
 
 class SpoolError(RuntimeError):
@@ -125,8 +143,10 @@ class Spool:
         try:
             state = json.loads(path.read_bytes())
             run, next_seq, dropped = state["run"], state["next_seq"], state["dropped"]
-            if not (isinstance(run, str) and isinstance(next_seq, int) and isinstance(dropped, int)):
-                raise ValueError("wrong types")
+            if not (isinstance(run, str) and _RUN.fullmatch(run)):
+                raise ValueError(f"run {run!r} is not a run id")
+            if not (_counter(next_seq) and _counter(dropped)):
+                raise ValueError(f"next_seq {next_seq!r} and dropped {dropped!r} must be integers from 0 to 2**63-1")
             return run, next_seq, dropped
         except FileNotFoundError:
             run = new_run()
@@ -139,24 +159,38 @@ class Spool:
         return run, 0, 0
 
     def _scan(self) -> None:
+        lost = 0
         for item in self.path.iterdir():
             if item.name.endswith(".tmp"):  # a write cut short by a crash: never acknowledged
                 item.unlink(missing_ok=True)
                 continue
             if not item.name.endswith(SUFFIX):
                 continue
+            samples = 1  # what a file too damaged to tell held, at least
             try:
                 seq = int(item.name[: -len(SUFFIX)])
                 body = json.loads(item.read_bytes())
+                if not isinstance(body, dict) or not isinstance(body.get("samples"), list):
+                    raise ValueError("not a batch")
+                samples = max(1, len(body["samples"]))
+                if not _counter(seq) or body.get("seq") != seq or isinstance(body.get("seq"), bool):
+                    raise ValueError(f"its seq {body.get('seq')!r} is not the {seq} of its name")
+                if not (isinstance(body.get("run"), str) and _RUN.fullmatch(body["run"])):
+                    raise ValueError(f"run {body.get('run')!r} is not a run id")
                 entry = Entry(seq, body["run"], len(body["samples"]), item.stat().st_size, item)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("removing unreadable spool file %s (%s)", item, exc)
+                log.warning("removing unreadable spool file %s (%s): %d samples counted as dropped",
+                            item, exc, samples)
                 item.unlink(missing_ok=True)
+                lost += samples
                 continue
             self._entries[seq] = entry
         self._entries = dict(sorted(self._entries.items()))
         if self._entries:
             self.next_seq = max(self.next_seq, max(self._entries) + 1)
+        if lost:
+            self.dropped = min(self.dropped + lost, MAX_INTEGER)
+            self._save_state(self.run, self.next_seq, self.dropped)
 
     # -- state ------------------------------------------------------------------------
 

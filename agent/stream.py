@@ -3,8 +3,9 @@
 Two tasks share the spool: the collector appends a batch every ``batch`` samples and
 wakes the sender; the sender sends what is waiting and forgets what is acknowledged.
 On SIGTERM or SIGINT collection stops (a partial batch is spooled), the sender gets up
-to ``flush_timeout`` seconds to empty the spool, and the agent exits 0; whatever is
-left stays in the spool for the next start.
+to ``flush_timeout`` seconds to empty the spool (none while the service refuses the token:
+it would refuse the flush too), and the agent exits 0; whatever is left stays in the spool
+for the next start.
 """
 
 from __future__ import annotations
@@ -103,11 +104,12 @@ def make_sender(
     return WebSocketSender(settings.ws_url, settings.token, spool, session, wake)
 
 
-async def flush(spool: Spool, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for the sender to empty the spool."""
+async def flush(spool: Spool, timeout: float, sender: Sender | None = None) -> bool:
+    """Wait up to ``timeout`` seconds for the sender to empty the spool; not at all while
+    the service refuses the token."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while len(spool) and loop.time() < deadline:
+    while len(spool) and loop.time() < deadline and not (sender is not None and sender.refusing):
         await asyncio.sleep(0.05)
     return not len(spool)
 
@@ -149,12 +151,15 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
             stop.set()
             log.error("collection failed: %r", collecting.exception())
         await asyncio.gather(collecting, stopped, return_exceptions=True)
-        log.info(
-            "stopping on %s: flushing %d batches for up to %g s",
-            "/".join(received) or "error", len(spool), settings.flush_timeout,
-        )
-        sender.retry_now()
-        if await flush(spool, settings.flush_timeout):
+        if sender.refusing:
+            log.info("stopping on %s: the service refuses the token, no flush", "/".join(received) or "error")
+        else:
+            log.info(
+                "stopping on %s: flushing %d batches for up to %g s",
+                "/".join(received) or "error", len(spool), settings.flush_timeout,
+            )
+            sender.retry_now()
+        if await flush(spool, settings.flush_timeout, sender):
             log.info("all batches acknowledged; %d sent this run", sender.acked)
         else:
             log.warning("%d batches left in the spool for the next start (%d bytes)", len(spool), spool.size)

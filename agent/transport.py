@@ -12,8 +12,12 @@ The service's answer to a batch decides its fate:
   forget it.
 - an error about the batch itself (``bad_request``, ``missing_field``,
   ``payload_too_large``, ...): it will never be accepted; drop it and count its samples.
-- an error about the service or the token (5xx, 401, 403, 429): keep the batch, back
-  off, reconnect.
+- an error about the service (5xx, 429): keep the batch, back off, reconnect.
+- the token refused (401, 403 at the handshake or on ``/ingest``; ``unauthorized`` or
+  ``forbidden`` for a batch: a revoked token, a host the token may not report): keep the
+  batches, say so once, and retry with a delay growing to :data:`REFUSED_CAP` (a token the
+  operator adds or widens is seen by the service within 2 s, so the agent comes back by
+  itself) until an acknowledgement ends it.
 """
 
 from __future__ import annotations
@@ -37,12 +41,35 @@ RETRY_CODES = frozenset(
 )
 # Over HTTP only these say "this batch will never be accepted"; any other non-200 is retried.
 REFUSED_STATUSES = frozenset({400, 413, 422})
+# Answers that refuse the token or what it may send (nothing wrong with the batch itself).
+REFUSED_CODES = frozenset({"unauthorized", "forbidden"})
 # A connection that stayed up this long was healthy, acked or not.
 HEALTHY_AFTER = 30.0
+# While the token is refused: retries from REFUSED_BASE s growing to REFUSED_CAP s.
+REFUSED_BASE = 5.0
+REFUSED_CAP = 300.0
 
 
 class Disconnect(Exception):
     """The link is unusable for now (refused, closed, a retryable error); the reason is the message."""
+
+
+class Refused(Disconnect):
+    """The service refused the token, or a batch for what the token may not send.
+
+    ``kind`` stays the same from one try to the next (no seq in it): the log says it once."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+def _refusal(exc: BaseException) -> Refused | None:
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403):
+        return Refused(_describe(exc), f"handshake {exc.status}")
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -76,6 +103,8 @@ class Sender:
         self.session = session
         self.wake = wake  # set when there is something new to send
         self.backoff = backoff or Backoff()
+        self.refused_backoff = Backoff(REFUSED_BASE, REFUSED_CAP)
+        self.refusing: str | None = None  # the kind of refusal the log has told, until an ack
         self.headers = {"Authorization": f"Bearer {token}"}
         self.connected = False
         self.acked = 0
@@ -97,18 +126,36 @@ class Sender:
                 raise
             except Exception as exc:  # every failure of the link ends in a reconnect
                 reason = _describe(exc)
+                refused = _refusal(exc)
+            else:
+                refused = None
             self.spool.release()
             if time.monotonic() - started >= HEALTHY_AFTER:
                 self.backoff.reset()
-            delay = self.backoff.next()
-            if self._flushing:  # the agent is about to exit: short, steady retries
-                delay = min(delay, 0.25)
-            level = logging.ERROR if "refused the token" in reason else logging.WARNING
             what = "disconnected from" if self.connected else "could not connect to"
             self.connected = False
-            log.log(level, "%s %s: %s; retrying in %.1f s (%s)", what, self.url, reason, delay, self.backlog())
+            if refused is not None:
+                delay = self.refused_backoff.next()
+                if self._flushing:
+                    delay = min(delay, 0.25)
+                if refused.kind != self.refusing:
+                    log.error(
+                        "%s %s: %s; keeping the batches and retrying with a delay growing up to %g s, "
+                        "said once until it changes (%s)", what, self.url, reason, REFUSED_CAP, self.backlog(),
+                    )
+                else:
+                    log.debug("still refused by %s: %s; retrying in %.1f s", self.url, reason, delay)
+                self.refusing = refused.kind
+            else:
+                delay = self.backoff.next()
+                if self._flushing:  # the agent is about to exit: short, steady retries
+                    delay = min(delay, 0.25)
+                log.warning("%s %s: %s; retrying in %.1f s (%s)", what, self.url, reason, delay, self.backlog())
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that comes as the event is
+            # set (the agent then kept retrying after SIGTERM instead of stopping).
             try:
-                await asyncio.wait_for(self._interrupt.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._interrupt.wait()
             except TimeoutError:
                 pass
             self._interrupt.clear()
@@ -137,11 +184,17 @@ class Sender:
                 raise Disconnect(f"malformed acknowledgement {answer!r}")
             self.acked += 1
             self.backoff.reset()
+            if self.refusing is not None:
+                log.info("the service accepts batches again")
+                self.refusing = None
+                self.refused_backoff.reset()
             self.spool.ack(run, seq)
             return
         code = str(answer.get("error", "error"))
         message = str(answer.get("message", ""))
         seq = answer.get("seq")
+        if code in REFUSED_CODES:
+            raise Refused(f"the service refused batch {seq} ({code}: {message})", f"{code}: {message}")
         if code in RETRY_CODES or not isinstance(seq, int):
             raise Disconnect(f"the service answered {code}: {message}")
         dropped = self.spool.discard(seq)
@@ -243,6 +296,15 @@ class HttpSender(Sender):
             text = await resp.text(errors="replace")
         if not self.connected:
             self.on_connected()
+        if resp.status in (401, 403):
+            try:
+                answer = json.loads(text)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and answer.get("error") in REFUSED_CODES and isinstance(answer.get("seq"), int):
+                self.on_answer(answer)  # a batch the token may not send: Refused
+            raise Refused(f"the service refused the token (HTTP {resp.status}): {text.strip()[:200]}",
+                          f"HTTP {resp.status}")
         if resp.status != 200 and resp.status not in REFUSED_STATUSES:
             # A wrong URL (404), a proxy, an outage, the token: nothing wrong with the batch.
             raise Disconnect(f"HTTP {resp.status}: {text.strip()[:200]}")
@@ -255,4 +317,4 @@ class HttpSender(Sender):
         self.on_answer(answer)
 
 
-__all__ = ["Disconnect", "HttpSender", "Sender", "WebSocketSender"]
+__all__ = ["Disconnect", "HttpSender", "Refused", "Sender", "WebSocketSender"]

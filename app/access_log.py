@@ -10,6 +10,12 @@ writes the same fields from what the request already carries::
 
 To silence or redirect it, configure the ``hostpulse.access`` logger (Hypercorn's
 ``logconfig`` option does); a handler configured there is kept.
+
+The request target is the one the client sent (``raw_path``, still percent-encoded: a decoded
+``%0A`` wrote a forged line, ``%1b[`` terminal escapes, ``%00`` a NUL), with control
+characters escaped as ``\\xNN`` and ``\\`` and ``"`` backslash-escaped, so one request is always
+one line and its quoted field ends where it should; the values of secret-looking query
+parameters (``token``, ``access_token``, ``password``, ...) are written ``[redacted]``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ from typing import Any
 from quart import Quart
 
 from . import logs
+from hostpulse.logsafe import escape, redact_query
 
 log = logging.getLogger("hostpulse.access")
 Scope = dict[str, Any]
 
 
 def install(app: Quart) -> None:
-    logs.configure(log.name, "stdout")
+    logs.configure(log.name, "stdout", safe=False)  # its lines are built safe (_target, _field)
     app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]
 
 
@@ -62,8 +69,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, watched)
         finally:
-            log.info('%s %s "%s %s %s" %s %d %dus', self.pid, _client(scope), scope.get("method", "GET"),
-                     _target(scope), scope.get("http_version", "1.1"), status, size,
+            log.info('%s %s "%s %s %s" %s %d %dus', self.pid, _client(scope), _field(scope.get("method", "GET")),
+                     _target(scope), _field(scope.get("http_version", "1.1")), status, size,
                      (time.perf_counter() - started) * 1_000_000)
 
 
@@ -72,6 +79,16 @@ def _client(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
+def _field(text: str) -> str:
+    """``text`` for a quoted field of one line: ``\\`` and ``"`` escaped, control characters too."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return escape(text)
+
+
 def _target(scope: Scope) -> str:
+    """The target as sent (percent-encoded), with secret query values redacted."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
     query = scope.get("query_string", b"")
-    return scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    return _field(path + ("?" + redact_query(query.decode("latin-1")) if query else ""))

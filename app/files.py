@@ -24,7 +24,8 @@ READ_BUFFER = 256 * 1024
 
 class StoredFileBody(FileBody):
     """Quart's file body, also for a suffix range (``bytes=-N``), which Quart passes on as a
-    negative start and then fails on (500); Werkzeug sends the last N bytes.
+    negative start and then fails on (500); Werkzeug sends the last N bytes, and answers 416
+    when N is more than the file's size (RFC 9110 would send the whole file: pinned to Flask).
 
     Quart asks the file for its position before every read, a second thread hop a chunk
     (4,096 extra hops for 1 GiB); the position is kept here instead."""
@@ -48,7 +49,9 @@ class StoredFileBody(FileBody):
 
     async def make_conditional(self, begin: int, end: int | None) -> int:
         if begin < 0:
-            begin, end = max(self.size + begin, 0), None
+            if self.size + begin < 0:  # a suffix longer than the file: 416, as Werkzeug answers
+                raise RequestedRangeNotSatisfiable()
+            begin, end = self.size + begin, None
         return await super().make_conditional(begin, end)
 
 

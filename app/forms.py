@@ -120,15 +120,23 @@ class _MultipartReader:
             self.upload = None
 
 
-# Werkzeug's decoder refuses (413) any single chunk larger than max_form_memory_size, and
-# Quart hands over everything buffered since the last read: feed it in slices of the size
-# Werkzeug's own parser reads (64 KiB), or a 1 MiB upload fails when the loop is busy.
+# Werkzeug's parser reads the body in blocks of 64 KiB and feeds its decoder each whole
+# block; the port feeds the same blocks, whatever pieces the network delivers. Larger pieces
+# would be refused (the decoder answers 413 to a chunk over max_form_memory_size), and
+# smaller ones change what the decoder yields: a piece ending between the two dashes that
+# close the body gave a field value ending in "\r" under a slow client (compat found
+# "chunked\r" against gunicorn's "chunked"; tests/faults/test_form_pieces.py).
 FEED_SIZE = 64 * 1024
 
 
 async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterator[bytes | None]:
-    """The body's chunks (at most ``FEED_SIZE`` each), then ``None``: the stream has ended."""
+    """The body in blocks of ``FEED_SIZE`` (the last one shorter), then ``None``: the end."""
+    pending = bytearray()
     async for chunk in body:
-        for start in range(0, len(chunk), FEED_SIZE):
-            yield chunk[start:start + FEED_SIZE]
+        pending += chunk
+        while len(pending) >= FEED_SIZE:
+            yield bytes(pending[:FEED_SIZE])
+            del pending[:FEED_SIZE]
+    if pending:
+        yield bytes(pending)
     yield None

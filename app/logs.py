@@ -4,12 +4,19 @@ jobs killed at their time limit, failed batches) to stderr, the access log
 
 Without a handler of their own, INFO messages of these loggers were dropped. A handler
 configured for them beforehand (Hypercorn's ``logconfig`` option) is kept.
+
+Every message is made safe before any handler writes it (``hostpulse.logsafe``): control
+characters escaped, so a request's path or a batch's text can never start a forged line or
+drive a terminal, and credentials (``Bearer ...``, ``token=...``) redacted. The access log
+builds its lines safe itself (one check a request less).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from hostpulse.logsafe import protect, protect_tree
 
 FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
@@ -28,8 +35,9 @@ class _Current(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def configure(name: str, stream: str) -> logging.Logger:
-    """The logger ``name`` writing INFO and above to ``sys.<stream>``, unless already set up."""
+def configure(name: str, stream: str, safe: bool = True) -> logging.Logger:
+    """The logger ``name`` writing INFO and above to ``sys.<stream>``, unless already set up;
+    with ``safe``, its records and what its handlers write are made safe (see above)."""
     logger = logging.getLogger(name)
     if not logger.handlers:
         handler = _Current(stream)
@@ -37,4 +45,13 @@ def configure(name: str, stream: str) -> logging.Logger:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    if safe:
+        protect(logger)
     return logger
+
+
+def protect_app(app_logger: logging.Logger) -> None:
+    """The app's logger (Quart's, unhandled errors with the request's path) and every
+    ``hostpulse.*`` logger but the access log: safe records, whatever handler writes them."""
+    protect(app_logger)
+    protect_tree("hostpulse", skip=("hostpulse.access",))

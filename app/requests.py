@@ -8,9 +8,15 @@ port counts for itself and answers 413 before holding more than the limit.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
+import weakref
 from collections.abc import Generator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from quart import request
@@ -18,6 +24,8 @@ from quart.asgi import ASGIHTTPConnection
 from quart.wrappers.request import Body, Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from hostpulse import payloads
+from hostpulse.errors import ApiError
 from hostpulse.payloads import unpack
 
 
@@ -195,11 +203,109 @@ async def unpack_body(limit: int) -> dict[str, Any]:
     """Seed 001's ``POST /data/`` answer for the body, as ``payloads.unpack`` answers it, byte
     for byte, without holding the event loop for ``json.loads`` of a large valid body.
 
-    What simdjson refuses is nearly always invalid JSON, which ``json.loads`` rejects at
-    the first bad byte; the rare valid documents it declines (NaN, integers over 64 bits,
-    nesting over ``FAST_MAX_DEPTH``) are decoded here on the loop. A helper process was
-    tried and dropped: Hypercorn's workers are daemonic and may not start children.
+    What simdjson declines (invalid JSON, and the valid documents it refuses: NaN, integers
+    over 64 bits, nesting over ``FAST_MAX_DEPTH``) goes to ``payloads.unpack``: on the loop
+    up to ``INLINE_DECODE`` bytes, else in a helper process (``unpack_aside``).
     """
     raw = await read_body(limit)
     answer = await unpack_fast(raw)
-    return answer if answer is not None else unpack(raw)
+    if answer is not None:
+        return answer
+    return unpack(raw) if len(raw) <= INLINE_DECODE else await unpack_aside(raw)
+
+
+# --- The decode simdjson declines, kept off the loop ---------------------------------------
+#
+# A 28 MB body with a NaN went to ``json.loads`` on the loop: 5.8 s with every other request
+# of the worker waiting (issue 11, item 5); a thread would not help (``json.loads`` holds the
+# GIL throughout). Up to ``INLINE_DECODE`` bytes (a few ms of ``json.loads`` at worst) it
+# still runs on the loop; a larger body goes to a helper process of the worker, started at
+# the first such body with ``Popen`` (vfork, as jobs are; multiprocessing is not available in
+# Hypercorn's daemonic workers) and kept: the same ``payloads.unpack`` answers there, and its
+# answer or its error comes back as JSON. One body at a time per worker: others wait their
+# turn, the loop never does. After a body over ``RECYCLE_AFTER`` the helper ends (the memory
+# a large decode grew goes back to the system); the next one starts a new one.
+
+INLINE_DECODE = 64 * 1024
+RECYCLE_AFTER = 4 * 1024 * 1024
+_HELPER = """
+import json, sys
+from hostpulse.errors import ApiError
+from hostpulse.payloads import unpack
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while len(head := inp.read(8)) == 8:
+    raw = inp.read(int.from_bytes(head, "big"))
+    try:
+        result = {"answer": unpack(raw)}
+    except ApiError as exc:
+        result = {"status": exc.code, "error": exc.error, "message": exc.description, "extra": exc.extra}
+    except Exception as exc:
+        result = {"failed": repr(exc)}
+    data = json.dumps(result).encode()
+    out.write(len(data).to_bytes(8, "big") + data)
+    out.flush()
+"""
+_PACKAGE_ROOT = str(Path(payloads.__file__).resolve().parent.parent)
+
+
+class _Decoder:
+    """This event loop's helper process, decoding one body at a time."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.turn = asyncio.Lock()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        path = os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+        return subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                env={**os.environ, "PYTHONPATH": path}, cwd="/")
+
+    @staticmethod
+    def _exchange(proc: subprocess.Popen[bytes], raw: bytes) -> bytes:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(len(raw).to_bytes(8, "big"))
+        proc.stdin.write(raw)
+        proc.stdin.flush()
+        size = int.from_bytes(proc.stdout.read(8), "big")
+        data = proc.stdout.read(size)
+        if not data:
+            raise RuntimeError(f"the JSON decoding helper ended ({proc.poll()})")
+        return data
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    async def unpack(self, raw: bytes) -> dict[str, Any]:
+        async with self.turn:
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = self._start()
+            proc = self.proc
+            try:
+                data = await asyncio.to_thread(self._exchange, proc, raw)
+            except BaseException:  # a client gone, a helper dead: this helper's state is unknown
+                self.proc = None
+                await asyncio.to_thread(self._stop, proc)
+                raise
+            if len(raw) > RECYCLE_AFTER:
+                self.proc = None
+                await asyncio.to_thread(self._stop, proc)
+        result = json.loads(data)
+        if "answer" in result:
+            return result["answer"]
+        if "failed" in result:
+            raise RuntimeError(f"decoding the body failed in the helper: {result['failed']}")
+        raise ApiError(result["status"], result["error"], result["message"], **result["extra"])
+
+
+_decoders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Decoder] = weakref.WeakKeyDictionary()
+
+
+async def unpack_aside(raw: bytes) -> dict[str, Any]:
+    """``payloads.unpack(raw)`` computed by the worker's helper process; its ``ApiError``
+    raised here."""
+    return await _decoders.setdefault(asyncio.get_running_loop(), _Decoder()).unpack(raw)

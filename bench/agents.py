@@ -221,7 +221,8 @@ def server_connections(proc: psutil.Process, port: int) -> int:
 def start_service(instance: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     from hostpulse.settings import write_test_config
 
-    write_test_config(instance, {"agent": AGENT_TOKEN, "viewer": VIEWER_TOKEN})
+    # every simulated agent shares one token: the per-token connection cap (256 a worker) is lifted
+    write_test_config(instance, {"agent": AGENT_TOKEN, "viewer": VIEWER_TOKEN}, limits={"connections_per_token": 0})
     log = open(instance / "service.log", "wb")
     proc = subprocess.Popen(
         [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",

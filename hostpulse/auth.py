@@ -6,10 +6,13 @@ route with Werkzeug) and the method, so the interceptors stay one line each.
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hostpulse.errors import ApiError
+from hostpulse.reload import refresh
+from hostpulse.samples import BatchError
 # ROLES and new_token live in hostpulse.settings (no Werkzeug there, for the CLI); kept importable here.
 from hostpulse.settings import ROLES, Settings, Token, hash_token, new_token  # noqa: F401
 
@@ -53,6 +56,9 @@ class User:
     email: str
     id: int
     roles: tuple[str, ...]
+    hosts: tuple[str, ...] = ("*",)
+    # The SHA-256 of the token it came with, to find that token again after a reload.
+    token_sha256: str = field(default="", repr=False, compare=False)
 
     def may(self, role: str) -> bool:
         """admin may do everything; viewer and agent only their own role's routes."""
@@ -92,11 +98,14 @@ def bearer(header: str | None) -> str | None:
 
 
 def authorize(settings: Settings, rule: str, method: str, authorization: str | None) -> User | None:
-    """The user a request runs as, or the 401/403 it gets (routing has already matched)."""
+    """The user a request runs as, or the 401/403 it gets (routing has already matched).
+
+    Tokens are those of the config file as it is now (``hostpulse.reload``)."""
+    refresh(settings)
     role = required_role(rule, method)
     token = bearer(authorization)
     found = find_token(settings, token) if token else None
-    user = User(found.username, found.email, found.id, found.roles) if found else None
+    user = user_of(found) if found else None
     if role is PUBLIC:
         return user
     if user is None:
@@ -105,3 +114,40 @@ def authorize(settings: Settings, rule: str, method: str, authorization: str | N
     if not user.may(role):
         raise ApiError(403, "forbidden", f"this route needs the {role} role")
     return user
+
+
+def user_of(token: Token) -> User:
+    return User(token.username, token.email, token.id, token.roles, token.hosts, token.sha256)
+
+
+def may_report(hosts: tuple[str, ...], host: str) -> bool:
+    """Whether a token with these patterns may send batches for ``host`` (lower case)."""
+    return any(fnmatch.fnmatchcase(host, pattern) for pattern in hosts)
+
+
+_index: tuple[tuple[Token, ...], dict[str, Token]] | None = None
+
+
+def _by_sha256(tokens: tuple[Token, ...]) -> dict[str, Token]:
+    """The tokens by hash, built once per set of tokens (a reload makes a new tuple)."""
+    global _index
+    cached = _index
+    if cached is None or cached[0] is not tokens:
+        cached = _index = (tokens, {t.sha256: t for t in tokens})
+    return cached[1]
+
+
+def check_reporter(settings: Settings, user: User | None, host: str, seq: int | None) -> None:
+    """A batch for ``host`` sent with ``user``'s token: :class:`BatchError` unless that token
+    is still configured (a WebSocket outlives a revoke) and may report the host."""
+    if user is None:
+        return
+    refresh(settings)
+    current = _by_sha256(settings.tokens).get(user.token_sha256)
+    if current is None or not user_of(current).may("agent"):
+        raise BatchError("the token of this connection was revoked or lost the agent role", seq, "unauthorized", 401)
+    if not may_report(current.hosts, host):
+        raise BatchError(
+            f"this token may not report host {host!r} (it may report {', '.join(current.hosts)})",
+            seq, "forbidden", 403,
+        )

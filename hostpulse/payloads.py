@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any
 
+from hostpulse import jsondepth
 from hostpulse.errors import ApiError, invalid_json, missing_field
 
 
 def decode_json(raw: bytes) -> Any:
-    """``json.loads`` as Flask's provider applies it, with a JSON 400 on failure."""
+    """``json.loads`` as Flask's provider applies it, with a JSON 400 on failure (nested
+    deeper than ``jsondepth.MAX_DEPTH`` too)."""
     if not raw.strip():
         raise invalid_json("the body is empty")
     try:
-        return json.loads(raw)
+        return jsondepth.loads(raw)
     except UnicodeDecodeError:
         raise invalid_json("the body is not UTF-8 text") from None
     except ValueError as exc:
@@ -40,9 +41,12 @@ def legacy_echo(raw: bytes) -> str:
 
 
 def legacy_list(raw: bytes) -> bool:
-    """Whether a legacy post is a JSON list, the seed client's payload, and so is kept."""
+    """Whether a legacy post is a JSON list, the seed client's payload, and so is kept.
+    Any body is echoed, but JSON nested too deep to keep is refused (400 ``invalid_json``)."""
     try:
-        return isinstance(json.loads(raw), list)
+        return isinstance(jsondepth.loads(raw), list)
+    except jsondepth.TooDeep as exc:
+        raise invalid_json(str(exc)) from None
     except ValueError:
         return False
 

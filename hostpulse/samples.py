@@ -21,6 +21,9 @@ from typing import Any
 
 MAX_NAME_LENGTH = 200
 MAX_HOST_LENGTH = 253
+# SQLite's INTEGER is 64-bit signed: a larger seq or drop count cannot be stored, and one
+# that reached the group commit failed every batch of its transaction (issue 11, item 1).
+MAX_INTEGER = 2**63 - 1
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -71,6 +74,16 @@ class Batch:
             "dropped": self.dropped,
             "samples": [{"ts": s.ts, "values": dict(s.values)} for s in self.samples],
         }
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The sample times the service takes: at most ``ahead`` seconds past ``now`` (clock
+    skew) and at most ``behind`` seconds before it (the retention; ``math.inf``: any age)."""
+
+    now: float
+    ahead: float
+    behind: float = math.inf
 
 
 class BatchError(ValueError):
@@ -164,14 +177,32 @@ def flatten(name: str, value: object) -> dict[str, float]:
 # --- validation --------------------------------------------------------------------------
 
 
+def _is_count(value: object) -> bool:
+    """An integer the store can keep: 0 to 2**63-1 (``True`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
+
+
 def _seq_of(obj: Mapping[str, Any]) -> int | None:
     seq = obj.get("seq")
-    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
-        return seq
-    return None
+    return seq if _is_count(seq) else None
 
 
-def _sample(raw: object, index: int, seq: int) -> Sample:
+def _check_time(ts: float, where: str, seq: int, window: TimeWindow) -> None:
+    if ts > window.now + window.ahead:
+        raise BatchError(
+            f"{where}.ts {ts:.3f} is {ts - window.now:.0f} s ahead of the service's clock;"
+            f" at most {window.ahead:g} s is allowed ([store] max_skew)",
+            seq,
+        )
+    if ts < window.now - window.behind:
+        raise BatchError(
+            f"{where}.ts {ts:.3f} is {window.now - ts:.0f} s old, older than the retention"
+            f" of {window.behind:g} s ([store] retention)",
+            seq,
+        )
+
+
+def _sample(raw: object, index: int, seq: int, window: TimeWindow | None = None) -> Sample:
     where = f"samples[{index}]"
     if not isinstance(raw, Mapping):
         raise BatchError(f"{where} must be an object", seq)
@@ -184,6 +215,8 @@ def _sample(raw: object, index: int, seq: int) -> Sample:
     ts = raw["ts"]
     if not is_number(ts) or ts < 0:
         raise BatchError(f"{where}.ts must be a finite, non-negative number of Unix seconds", seq)
+    if window is not None:
+        _check_time(ts, where, seq, window)
     values = raw["values"]
     if not isinstance(values, Mapping):
         raise BatchError(f"{where}.values must be an object of name: number", seq)
@@ -209,11 +242,15 @@ def _sample(raw: object, index: int, seq: int) -> Sample:
     return Sample(float(ts), checked)
 
 
-def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS) -> Batch:
+def validate_batch(
+    obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWindow | None = None
+) -> Batch:
     """The batch as a typed :class:`Batch`, or :class:`BatchError` saying what is wrong.
 
     Strict on purpose: every value stored is one that a query or ``/metrics`` can render,
-    and a mistake in an agent shows up as an error at once rather than as odd data later.
+    every integer fits SQLite's INTEGER, and a mistake in an agent shows up as an error at
+    once rather than as odd data later. With ``window``, every sample's ``ts`` must fall
+    in it (the service passes its clock, the allowed skew and the retention).
     """
     if not isinstance(obj, Mapping):
         raise BatchError("a batch must be a JSON object")
@@ -225,7 +262,7 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS) -> Batch:
     if extra:
         raise BatchError(f"unknown field(s) {', '.join(sorted(map(str, extra)))}", seq)
     if seq is None:
-        raise BatchError("seq must be a non-negative integer")
+        raise BatchError("seq must be an integer from 0 to 2**63-1")
     host = obj["host"]
     if not valid_host(host):
         raise BatchError(
@@ -237,8 +274,8 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS) -> Batch:
     if not valid_run(run):
         raise BatchError("run must be 1 to 64 of A-Z a-z 0-9 _ -", seq)
     dropped = obj.get("dropped", 0)
-    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
-        raise BatchError("dropped must be a non-negative integer", seq)
+    if not _is_count(dropped):
+        raise BatchError("dropped must be an integer from 0 to 2**63-1", seq)
     raw_samples = obj["samples"]
     if not isinstance(raw_samples, list):
         raise BatchError("samples must be a list", seq)
@@ -263,7 +300,7 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS) -> Batch:
             "payload_too_large",
             413,
         )
-    samples = tuple(_sample(raw, i, seq) for i, raw in enumerate(raw_samples))
+    samples = tuple(_sample(raw, i, seq, window) for i, raw in enumerate(raw_samples))
     # RFC 1123 names are case-insensitive: one host, one spelling.
     return Batch(host=host.lower(), run=run, seq=seq, samples=samples, dropped=dropped)
 
@@ -273,8 +310,10 @@ __all__ = [
     "BatchError",
     "DEFAULT_LIMITS",
     "Limits",
+    "MAX_INTEGER",
     "MAX_NAME_LENGTH",
     "Sample",
+    "TimeWindow",
     "flatten",
     "is_number",
     "valid_host",

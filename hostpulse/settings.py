@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
+log = logging.getLogger("hostpulse.settings")
 
 # Here, not in hostpulse.auth (which needs Werkzeug), so the CLI runs on the agent's install.
 ROLES = ("agent", "viewer", "admin")
@@ -33,6 +36,16 @@ class Limits:
     max_upload_length: int = 4 * 1024 * MiB
     max_form_memory_size: int = 500_000
     max_form_parts: int = 1000
+    # The port's connections (issue 11): seconds a request body may go without a byte (then
+    # 408 and the connection closed), seconds an agent's WebSocket may send nothing (then it
+    # is closed), and requests in progress plus WebSockets one token may hold in a worker
+    # (beyond: 429). 0 turns each off.
+    body_timeout: float = 30.0
+    websocket_idle_timeout: float = 300.0
+    connections_per_token: int = 256
+    # The longest command line ``POST /api/exec`` takes (characters of ``cmd``; 413 above);
+    # its body is read up to 16 times that at most (issue 11, item 5).
+    max_command_length: int = 4096
 
 
 @dataclass
@@ -40,12 +53,20 @@ class Jobs:
     limit: int = 1
     timeout: float = 60.0
     line_num: int = 3
+    # How a job's whole process tree is held and killed: auto | cgroup | subreaper
+    # (hostpulse/containment.py; issue 11, item 4).
+    containment: str = "auto"
 
 
 @dataclass
 class Store:
     path: str = "hostpulse.sqlite3"
     retention: float = 30 * 24 * 3600.0
+    max_skew: float = 300.0  # seconds a sample's ts may be ahead of the service's clock
+    # 0 turns each of these off (kept forever, no cap):
+    legacy_retention: float = 30 * 24 * 3600.0  # seconds legacy POST / bodies are kept
+    max_series_per_host: int = 10_000  # series (names with a latest value) one host may have
+    max_series: int = 1_000_000  # series of all hosts together
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,9 @@ class Token:
     email: str = ""
     id: int = 0
     roles: tuple[str, ...] = ()
+    # The hosts whose batches it may send: shell-style patterns, lower case (SPEC "Agents
+    # and their hosts"). Left out of the file: every host.
+    hosts: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,24 @@ DEFAULT_COMMANDS: tuple[Command, ...] = (
 
 
 @dataclass
+class ConfigSource:
+    """The config file as it was when read: its path and its ``os.stat`` stamp."""
+
+    path: Path
+    stamp: tuple[int, ...] | None
+    checked: float = 0.0  # time.monotonic() of the last look at the file
+
+
+def file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes whenever the file does (a new inode when replaced, else size and times)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
 class Settings:
     instance: Path = field(default_factory=lambda: Path("instance"))
     limits: Limits = field(default_factory=Limits)
@@ -85,6 +127,9 @@ class Settings:
     store: Store = field(default_factory=Store)
     tokens: tuple[Token, ...] = ()
     commands: tuple[Command, ...] = DEFAULT_COMMANDS
+    # The config file tokens and commands came from, to read them again when it changes
+    # (hostpulse.reload); None for settings made in code.
+    source: ConfigSource | None = field(default=None, compare=False, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -156,9 +201,25 @@ def _tokens(items: Any, where: str) -> tuple[Token, ...]:
                 email=str(item.get("email", "")),
                 id=_coerce(item.get("id", 0), int, f"{at}.id"),
                 roles=roles,
+                hosts=host_patterns(item.get("hosts", ["*"]), f"{at}.hosts"),
             )
         )
     return tuple(tokens)
+
+
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9.*?\[\]!-]{1,253}")
+
+
+def host_patterns(value: Any, where: str) -> tuple[str, ...]:
+    """Shell-style patterns of host names (``web-1``, ``db-*``, ``cache-[0-9]``), lower case."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(p, str) for p in value):
+        raise SettingsError(f"{where}: expected a non-empty list of host name patterns, got {value!r}")
+    for pattern in value:
+        if not _HOST_PATTERN.fullmatch(pattern):
+            raise SettingsError(
+                f"{where}: {pattern!r} is not a host name pattern (letters, digits, . - and * ? [ ] !)"
+            )
+    return tuple(p.lower() for p in value)
 
 
 def _commands(items: Any, where: str) -> tuple[Command, ...]:
@@ -189,6 +250,7 @@ def load(
     """Defaults, then the TOML file (if present), then ``HOSTPULSE_<SECTION>_<KEY>``."""
     folder = Path(instance or environ.get("HOSTPULSE_INSTANCE") or "instance").absolute()
     path = config_path(folder, environ)
+    stamp = file_stamp(path)  # before reading: a change made while reading is seen later
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -198,19 +260,42 @@ def load(
     unknown = set(data) - {*SECTIONS, "tokens", "commands"}
     if unknown:
         raise SettingsError(f"{path}: unknown section(s) {sorted(unknown)}")
-    settings = Settings(instance=folder)
+    settings = Settings(instance=folder, source=ConfigSource(path, stamp))
     for name, cls in SECTIONS.items():
         section = dict(data.get(name, {}))
         for f in dataclasses.fields(cls):
             env = f"HOSTPULSE_{name.upper()}_{f.name.upper()}"
-            if env in environ:
-                section[f.name] = environ[env]
+            if env in environ:  # coerced here, so that an error names the variable
+                section[f.name] = _coerce(environ[env], {"int": int, "float": float, "str": str}[f.type], env)
         setattr(settings, name, _section(cls, section, f"{path.name} [{name}]"))
     if "tokens" in data:
         settings.tokens = _tokens(data["tokens"], f"{path.name} tokens")
     if "commands" in data:
         settings.commands = _commands(data["commands"], f"{path.name} commands")
+    _warn_unknown_variables(environ)
     return settings
+
+
+# Variables read outside the sections (HOSTPULSE_AGENT_* are the agent's own, checked there).
+OTHER_VARIABLES = {"HOSTPULSE_INSTANCE", "HOSTPULSE_CONFIG", "HOSTPULSE_LOOP_PROBE"}
+_warned: set[str] = set()
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A mistyped ``HOSTPULSE_*`` name would be ignored silently: say so, once a process."""
+    import difflib
+
+    known = OTHER_VARIABLES | {
+        f"HOSTPULSE_{name.upper()}_{f.name.upper()}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+    }
+    for name in sorted(environ):
+        if not name.startswith("HOSTPULSE_") or name.startswith("HOSTPULSE_AGENT_") or name in known:
+            continue
+        if name not in _warned:
+            _warned.add(name)
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            log.warning("unknown variable %s is ignored%s", name, hint)
 
 
 def new_token() -> str:
@@ -240,6 +325,8 @@ def dump(settings: Settings) -> str:
     for token in settings.tokens:
         lines.append("[[tokens]]")
         for key, value in dataclasses.asdict(token).items():
+            if key == "hosts" and tuple(value) == Token.hosts:  # every host: left out
+                continue
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     for command in settings.commands:

@@ -3,11 +3,16 @@
 Jobs live here rather than in a worker's memory, so that ``poll`` answers correctly
 whichever Hypercorn worker receives it. Methods are synchronous; the async port calls
 them in a worker thread. Each thread keeps its own connection.
+
+Legacy posts are kept ``legacy_retention`` seconds (``[store] legacy_retention``): older
+ones are deleted when the store opens and with each new post, so both apps, which share
+this code, keep the table bounded without a background task.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hostpulse import sqlite
+from hostpulse.settings import Store as StoreSettings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS legacy_posts (
@@ -24,6 +30,7 @@ CREATE TABLE IF NOT EXISTS legacy_posts (
     received REAL NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS legacy_posts_received ON legacy_posts (received);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     argv TEXT NOT NULL,
@@ -58,11 +65,16 @@ class StoreError(RuntimeError):
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, legacy_retention: float = StoreSettings.legacy_retention) -> None:
+        """``legacy_retention``: seconds a legacy post is kept (0 or ``math.inf``: forever)."""
         self.path = Path(path)
+        self.legacy_retention = legacy_retention if legacy_retention > 0 else math.inf
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connect().executescript(SCHEMA)
+        if not math.isinf(self.legacy_retention):
+            with self.transaction() as db:
+                self._expire_legacy_posts(db, time.time())
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -99,11 +111,18 @@ class Store:
 
     # legacy posts (seed 000) ----------------------------------------------------------
 
+    def _expire_legacy_posts(self, db: sqlite3.Connection, now: float) -> None:
+        if not math.isinf(self.legacy_retention):
+            db.execute("DELETE FROM legacy_posts WHERE received < ?", (now - self.legacy_retention,))
+
     def add_legacy_post(self, username: str, body: str) -> int:
+        """Keep the post; forget those older than the retention in the same transaction."""
+        now = time.time()
         with self.transaction() as db:
+            self._expire_legacy_posts(db, now)
             cur = db.execute(
                 "INSERT INTO legacy_posts (username, received, body) VALUES (?, ?, ?)",
-                (username, time.time(), body),
+                (username, now, body),
             )
             return int(cur.lastrowid or 0)
 
@@ -159,19 +178,21 @@ class Store:
             )
 
     def poll_job(self, job_id: str, line_num: int) -> dict[str, Any] | None:
-        """The job's state and the newest ``line_num`` lines not yet polled (then marked polled)."""
+        """The job's state and the newest ``line_num`` lines not yet polled (then marked polled),
+        running or finished (SPEC: a finished job's last lines are not lost, issue 11 item 13)."""
         with self.transaction() as db:
             self._reap_orphans(db, time.time())
             row = db.execute("SELECT status, returncode, polled FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
             status, returncode, polled = row
-            if status == "finished":
-                return {"status": "finished", "returncode": returncode}
             lines = db.execute(
                 "SELECT n, line FROM job_lines WHERE job_id = ? AND n >= ? ORDER BY n DESC LIMIT ?",
                 (job_id, polled, line_num),
             ).fetchall()
             if lines:
                 db.execute("UPDATE jobs SET polled = ? WHERE id = ?", (lines[0][0] + 1, job_id))
-            return {"status": "running", "output": "\n".join(line for _, line in reversed(lines))}
+            output = "\n".join(line for _, line in reversed(lines))
+            if status == "finished":
+                return {"status": "finished", "returncode": returncode, "output": output}
+            return {"status": "running", "output": output}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from quart import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..requests import read_body
-from hostpulse.jobs import check_job_id, exec_argv, poll_answer
+from hostpulse.jobs import check_job_id, exec_argv, exec_body_limit, exec_body_too_large, poll_answer
 from hostpulse.payloads import decode_json, is_json_mimetype, require_json
 
 bp = Blueprint("api", __name__)
@@ -26,7 +27,13 @@ async def exec_job(uuid: str) -> Response:
     check_job_id(uuid)
     require_json(request.mimetype)
     settings = current_app.extensions["hostpulse"]
-    argv = exec_argv(decode_json(await read_body(settings.limits.max_content_length)), settings)
+    # a command is short (max_command_length): its body is read up to a bound fitting it, so
+    # a large one is refused before it is held or decoded on the loop
+    try:
+        raw = await read_body(exec_body_limit(settings))
+    except RequestEntityTooLarge:
+        raise exec_body_too_large(settings) from None
+    argv = exec_argv(decode_json(raw), settings)
     return jsonify(await current_app.extensions["hostpulse.jobs"].start(uuid, argv))
 
 

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from quart import Blueprint, Response, abort, current_app, jsonify, request
+from quart.blueprints import BlueprintSetupState
 from werkzeug.datastructures import CombinedMultiDict
 
 from ..files import send_stored
 from ..forms import read_form
 from hostpulse.payloads import demo_fields, demo_id
-from hostpulse.uploads import resolve
+from hostpulse.uploads import resolve, sweep_parts
 
 bp = Blueprint("demo", __name__)
+log = logging.getLogger("hostpulse")
+
+
+@bp.record_once
+def sweep_leftovers(state: BlueprintSetupState) -> None:
+    """At the app's start: the part files of uploads a killed server cut short go."""
+    settings = state.app.extensions.get("hostpulse")
+    if settings is not None:
+        removed = sweep_parts(settings.uploads)
+        if removed:
+            log.warning("uploads: removed %d part file(s) of uploads cut short: %s", len(removed), ", ".join(removed))
 
 
 async def file_response(name: str) -> Response:

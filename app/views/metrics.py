@@ -3,7 +3,9 @@
 Batches arrive on ``WS /ws/agent`` (text frames) or ``POST /ingest``; each is validated
 (``hostpulse.samples``), handed to the group committer and acknowledged with
 ``{"ack": seq, "run": run}`` only once its transaction has committed. A bad batch gets
-``{"error": ..., "message": ..., "seq": seq}`` and the WebSocket stays open.
+``{"error": ..., "message": ..., "seq": seq}`` and the WebSocket stays open: so does one
+refused by the store (a cap on series) or that failed in it alone (the others of its
+group commit are stored and acknowledged all the same).
 
 The series store shares the service's SQLite file (its tables are ``series_*``); every
 call to it runs in a worker thread.
@@ -15,16 +17,18 @@ import asyncio
 import json
 import logging
 import math
+import time
 from typing import Any
 
-from quart import Blueprint, Quart, Response, current_app, jsonify, request, websocket
+from quart import Blueprint, Quart, Response, current_app, g, jsonify, request, websocket
 from quart.blueprints import BlueprintSetupState
 
 from ..requests import read_body
+from hostpulse.auth import check_reporter
 from hostpulse.errors import ApiError, missing_field
 from hostpulse.payloads import decode_json, require_json
-from hostpulse.samples import DEFAULT_LIMITS, BatchError, validate_batch
-from hostpulse.series import GroupCommitter, SeriesStore
+from hostpulse.samples import DEFAULT_LIMITS, Batch, BatchError, TimeWindow, validate_batch
+from hostpulse.series import MIN_STEP, GroupCommitter, SeriesStore
 
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger("hostpulse.metrics")
@@ -40,7 +44,12 @@ MAX_POINTS = 50_000
 @bp.record_once
 def _open_store(state: BlueprintSetupState) -> None:
     settings = state.app.extensions["hostpulse"]
-    state.app.extensions[SERIES] = SeriesStore(settings.db_path, settings.store.retention or math.inf)
+    state.app.extensions[SERIES] = SeriesStore(
+        settings.db_path,
+        settings.store.retention or math.inf,
+        max_series_per_host=settings.store.max_series_per_host or None,
+        max_series=settings.store.max_series or None,
+    )
 
 
 def _store() -> SeriesStore:
@@ -59,6 +68,18 @@ def _committer() -> GroupCommitter:
 
 def _max_batch_bytes() -> int:
     return min(DEFAULT_LIMITS.max_bytes, current_app.extensions["hostpulse"].limits.max_content_length)
+
+
+def _time_window() -> TimeWindow:
+    """Sample times taken now: up to ``max_skew`` ahead, no older than the retention."""
+    store = current_app.extensions["hostpulse"].store
+    return TimeWindow(time.time(), store.max_skew, store.retention or math.inf)
+
+
+def _check_sender(batch: Batch) -> None:
+    """SPEC "Agents and their hosts": the token reports only its hosts, and only while it
+    is configured (BatchError ``forbidden`` / ``unauthorized`` with the batch's seq)."""
+    check_reporter(current_app.extensions["hostpulse"], g.get("user"), batch.host, batch.seq)
 
 
 async def _prune_forever(app: Quart) -> None:
@@ -104,10 +125,20 @@ async def _ingest(raw: bytes | str) -> dict[str, Any]:
     except ApiError as exc:
         return {"error": exc.error, "message": exc.description, "seq": None, "status": 400}
     try:
-        batch = validate_batch(obj)
+        batch = validate_batch(obj, window=_time_window())
+        _check_sender(batch)
     except BatchError as exc:
         return exc.as_json() | {"status": exc.status}
-    ack = await _committer().submit(batch)
+    try:
+        ack = await _committer().submit(batch)
+    except BatchError as exc:  # refused by the store (a cap on series): this batch alone
+        return exc.as_json() | {"status": exc.status}
+    except Exception:  # failed in the store; logged, and answered with its seq
+        log.exception("storing batch %d of host %s failed", batch.seq, batch.host)
+        return {
+            "error": "internal_server_error", "message": "the batch could not be stored",
+            "seq": batch.seq, "status": 500,
+        }
     return {"ack": ack, "run": batch.run}
 
 
@@ -142,9 +173,19 @@ async def ws_agent() -> None:
             except Exception:  # the client went away: it will send the batch again
                 pass
 
+    # [limits] websocket_idle_timeout: an agent that sends nothing for this long (and awaits
+    # no ack) is disconnected; a live agent sends a batch every interval and reconnects.
+    idle = current_app.extensions["hostpulse"].limits.websocket_idle_timeout or None
     try:
         while True:
-            raw = await websocket.receive()
+            try:
+                async with asyncio.timeout(idle):  # a timer, not a task a message
+                    raw = await websocket.receive()
+            except TimeoutError:
+                if tasks:  # batches still being stored: their acks are due
+                    continue
+                await websocket.close(1000, f"idle for {idle:g} s")
+                return
             await slots.acquire()  # back-pressure: stop reading while this many are pending
             task = asyncio.create_task(answer(raw))
             tasks.add(task)
@@ -201,8 +242,8 @@ async def series(host: str) -> Response:
     if not name:
         raise missing_field("name")
     since, until, step = _number_arg("since"), _number_arg("until"), _number_arg("step")
-    if step is not None and step <= 0:
-        raise ApiError(400, "bad_request", "step must be a positive number of seconds")
+    if step is not None and step < MIN_STEP:
+        raise ApiError(400, "bad_request", "step must be at least 0.001 seconds (1 ms)")
     host = host.lower()
     store = _store()
     if not await asyncio.to_thread(store.has_host, host):

@@ -14,7 +14,7 @@ from . import interceptors
 from .jobs import JobRunner
 from .requests import JSONProvider, Request
 from .views import api, data, demo, health, pages, samples
-from hostpulse import settings as settings_module
+from hostpulse import logsafe, settings as settings_module
 from hostpulse.store import Store
 
 
@@ -23,6 +23,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance), static_folder=None)
     app.request_class = Request
     app.json = JSONProvider(app)  # the JSON depth rule of both apps (hostpulse/jsondepth.py)
+    logsafe.protect(app.logger)  # its lines escaped and without secrets, as the port's
     app.config.update(
         MAX_CONTENT_LENGTH=settings.limits.max_content_length,
         MAX_FORM_MEMORY_SIZE=settings.limits.max_form_memory_size,
@@ -30,7 +31,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
     )
     for folder in (settings.instance, settings.uploads, settings.scripts):
         folder.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.db_path)
+    store = Store(settings.db_path, settings.store.legacy_retention)
     app.extensions["hostpulse"] = settings
     app.extensions["hostpulse.store"] = store
     app.extensions["hostpulse.jobs"] = JobRunner(settings, store)

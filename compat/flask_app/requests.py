@@ -4,6 +4,11 @@ Werkzeug limits a chunked body (one the server terminates, ``wsgi.input_terminat
 with a ``LimitedStream`` that stops silently at the limit in ``get_data()`` (so a
 truncated body reached the view) and raises on any read at the limit even when nothing
 is left. Here the answer is 413 exactly when the body has more bytes than the limit.
+
+A malformed chunked body (a bad chunk size, a chunk extension outside RFC 9112's grammar)
+made gunicorn's reader raise its parse error inside the view: a 500 and a traceback. Any
+such error of the server's input stream is a 400 ``bad_request`` here (the port refuses
+the same bodies with 400: ``app/protocol.py``); gunicorn closes the connection after it.
 """
 
 from __future__ import annotations
@@ -12,11 +17,50 @@ from typing import IO, Any
 
 from flask import Request as FlaskRequest
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
 
 from hostpulse import jsondepth
+
+
+class ServerInput:
+    """The server's ``wsgi.input``, its parse errors raised as 400 (a disconnect, an
+    ``OSError``, is left to Werkzeug, which answers it ``ClientDisconnected``)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except (OSError, ValueError, HTTPException):
+            raise
+        except Exception as exc:  # gunicorn's InvalidChunkSize, InvalidChunkExtension, ...
+            raise BadRequest(f"the request body is malformed: {exc}") from None
+
+    def read(self, *args: Any) -> bytes:
+        return self._call("read", *args)
+
+    def readline(self, *args: Any) -> bytes:
+        return self._call("readline", *args)
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        return self._call("readlines", *args)
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+    def __iter__(self) -> ServerInput:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
 
 
 class MaxLengthStream(LimitedStream):
@@ -38,6 +82,8 @@ class MaxLengthStream(LimitedStream):
 class Request(FlaskRequest):
     @cached_property
     def stream(self) -> IO[bytes]:  # type: ignore[override]
+        if not isinstance(self.environ["wsgi.input"], ServerInput):
+            self.environ["wsgi.input"] = ServerInput(self.environ["wsgi.input"])
         limit = self.max_content_length
         if self.content_length is None and limit is not None and "wsgi.input_terminated" in self.environ:
             return MaxLengthStream(self.environ["wsgi.input"], limit)

@@ -153,6 +153,18 @@ class AgentProcess:
     def waiting(self) -> list[Path]:
         return sorted(self.spool.glob("*.batch"))
 
+    def waiting_bytes(self) -> int:
+        """The bytes of the batch files present now. The agent deletes batches (acked, or
+        dropped from a full spool) while this reads: a file listed and gone before its stat
+        counts for nothing, which keeps the sum a subset of one moment's spool."""
+        total = 0
+        for path in self.waiting():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 

@@ -149,7 +149,7 @@ def test_a_full_spool_drops_the_oldest_and_the_service_counts_them(tmp_path: Pat
                          interval=0.05, names=("virtual_memory", "cpu_times", "disk_usage", "net_if_stats")).start()
     try:
         eventually(lambda: agent.state()["dropped"] > 0, "the spool overflowed", timeout=120)
-        assert sum(p.stat().st_size for p in agent.waiting()) <= 65536
+        assert agent.waiting_bytes() <= 65536
         service.start()
         eventually(lambda: len(agent.waiting()) <= 1, "the backlog drained")
         drained = stored_counts(service).get("full-spool", 0)

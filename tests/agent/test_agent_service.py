@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def test_query_errors(service: Service) -> None:
 
 # --- bad batches -------------------------------------------------------------------------
 
-GOOD = {"host": "e2e-bad", "run": "bad-run", "seq": 0, "samples": [{"ts": 1.0, "values": {"x": 1.0}}]}
+# A whole second of now: samples older than the retention are refused (SPEC).
+NOW = float(int(time.time()))
+GOOD = {"host": "e2e-bad", "run": "bad-run", "seq": 0, "samples": [{"ts": NOW, "values": {"x": 1.0}}]}
 
 
 def text_of(obj: dict) -> str:
@@ -133,17 +136,17 @@ BAD_BATCHES = [
     (text_of({**GOOD, "seq": 1, "host": "bad_host"}), "bad_request", "RFC 1123", 1),
     (text_of({**GOOD, "seq": 2, "host": "-lead"}), "bad_request", "RFC 1123", 2),
     (text_of({**GOOD, "seq": 3, "host": "wé"}), "bad_request", "RFC 1123", 3),
-    (text_of({**GOOD, "seq": 4, "samples": [{"ts": 1.0, "values": {"x": True}}]}), "bad_request", "finite number", 4),
-    (text_of({**GOOD, "seq": 5, "samples": [{"ts": 1.0, "values": {"x": "1"}}]}), "bad_request", "finite number", 5),
+    (text_of({**GOOD, "seq": 4, "samples": [{"ts": NOW, "values": {"x": True}}]}), "bad_request", "finite number", 4),
+    (text_of({**GOOD, "seq": 5, "samples": [{"ts": NOW, "values": {"x": "1"}}]}), "bad_request", "finite number", 5),
     (text_of({**GOOD, "seq": 6}).replace('"x": 1.0', '"x": NaN'), "bad_request", "finite number", 6),
     (text_of({**GOOD, "seq": 7}).replace('"x": 1.0', '"x": Infinity'), "bad_request", "finite number", 7),
-    (text_of({**GOOD, "seq": 8}).replace('"ts": 1.0', '"ts": -Infinity'), "bad_request", "ts", 8),
+    (text_of({**GOOD, "seq": 8}).replace(f'"ts": {NOW}', '"ts": -Infinity'), "bad_request", "ts", 8),
     (text_of({k: v for k, v in {**GOOD, "seq": 9}.items() if k != "run"}), "missing_field", "run", 9),
     (text_of({**GOOD, "seq": 10, "samples": []}), "bad_request", "empty", 10),
     (text_of({**GOOD, "seq": 11, "extra": 1}), "bad_request", "unknown field", 11),
     ("[1, 2, 3]", "bad_request", "object", None),
     ("{not json", "invalid_json", "not valid JSON", None),
-    (text_of({**GOOD, "seq": 12, "samples": [{"ts": 1.0, "values": {"x" * 201: 1}}]}), "bad_request", "200", 12),
+    (text_of({**GOOD, "seq": 12, "samples": [{"ts": NOW, "values": {"x" * 201: 1}}]}), "bad_request", "200", 12),
     ("{" + " " * (4 * 1024 * 1024) + "}", "payload_too_large", "larger than", None),
     (text_of({**GOOD, "seq": 13, "samples": [{"ts": float(i), "values": {"x": 1}} for i in range(1001)]}),
      "payload_too_large", "1001 samples", 13),

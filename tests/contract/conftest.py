@@ -200,16 +200,15 @@ class Service:
         return wait_for(probe, timeout, what=f"output of job {job_id}")
 
     def wait_finished(self, job_id: str, timeout: float = 20.0) -> tuple[dict[str, Any], list[str]]:
-        """Poll until the job has finished; the final answer and every non-empty output seen."""
+        """Poll until the job has finished; the final answer and every non-empty output seen
+        (the finished answer's own too: it carries the lines not yet polled)."""
         outputs: list[str] = []
 
         def probe() -> dict[str, Any] | None:
             state = self.poll_json(job_id)
-            if state["status"] == "running":
-                if state["output"]:
-                    outputs.append(state["output"])
-                return None
-            return state
+            if state["output"]:
+                outputs.append(state["output"])
+            return None if state["status"] == "running" else state
 
         return wait_for(probe, timeout, what=f"job {job_id} to finish"), outputs
 

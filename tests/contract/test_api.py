@@ -51,8 +51,9 @@ def test_post_api_exec_is_the_exec_route(svc):
     reply = svc.exec("prec1", "python3 quick.py")
     assert reply.status == 200
     assert reply.json() == {"mode": "exec", "status": "accepted"}
-    final, _ = svc.wait_finished("prec1")
-    assert final == {"mode": "poll", "status": "finished", "returncode": 0}
+    final, outputs = svc.wait_finished("prec1")
+    assert final == {"mode": "poll", "status": "finished", "returncode": 0, "output": final["output"]}
+    assert outputs == ["quick"]
 
 
 def test_post_api_exec_needs_admin_not_viewer(svc):

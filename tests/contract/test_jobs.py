@@ -15,6 +15,13 @@ BUSY = {"mode": "exec", "status": "busy"}
 LINE = re.compile(r"line (\d+)")
 
 
+def ended(final: dict) -> dict:
+    """A finished answer without its ``output`` (the lines no poll took yet, which depend on
+    when the polls came), after checking it has one."""
+    assert set(final) == {"mode", "status", "returncode", "output"}, final
+    return {k: v for k, v in final.items() if k != "output"}
+
+
 def numbers(output: str) -> list[int]:
     lines = output.split("\n")
     found = [LINE.fullmatch(line) for line in lines]
@@ -27,8 +34,8 @@ def test_exec_then_poll_until_finished(svc):
     assert reply.status == 200
     assert reply.json() == ACCEPTED
     final, outputs = svc.wait_finished("count")
-    assert final == {"mode": "poll", "status": "finished", "returncode": 0}
-    # while running, each poll showed at most line_num (3) new lines, never one already shown
+    assert ended(final) == {"mode": "poll", "status": "finished", "returncode": 0}
+    # each poll showed at most line_num (3) new lines, never one already shown
     line_num = svc.settings.jobs.line_num
     seen: list[int] = []
     for output in outputs:
@@ -37,8 +44,9 @@ def test_exec_then_poll_until_finished(svc):
         assert got == list(range(got[0], got[0] + len(got))), "consecutive, oldest first"
         seen += got
     assert seen == sorted(set(seen)), "no line is shown twice"
-    assert seen, "a job printing lines over a second showed some while running"
+    assert seen, "a job printing lines over a second showed some"
     assert all(1 <= n <= 10 for n in seen)
+    assert seen[-1] == 10, "the last line is never lost, even when the job ended between two polls"
 
 
 def test_poll_answers_while_running(svc):
@@ -68,7 +76,7 @@ def test_poll_shows_the_newest_unpolled_lines(svc):
     assert numbers(state["output"]) == [11, 12]
     svc.open_gate("go-2")
     final, outputs = svc.wait_finished("gated")
-    assert final == {"mode": "poll", "status": "finished", "returncode": 0}
+    assert final == {"mode": "poll", "status": "finished", "returncode": 0, "output": ""}
     assert outputs == []
 
 
@@ -87,13 +95,14 @@ def test_poll_by_post(svc):
     svc.wait_finished("viapost")
     reply = svc.poll("viapost", method="POST")
     assert reply.status == 200
-    assert reply.json() == {"mode": "poll", "status": "finished", "returncode": 0}
+    assert reply.json() == {"mode": "poll", "status": "finished", "returncode": 0, "output": ""}
 
 
 def test_failing_job_reports_its_returncode(svc):
     assert svc.exec("fail", "python3 fail.py").json() == ACCEPTED
-    final, _ = svc.wait_finished("fail")
-    assert final == {"mode": "poll", "status": "finished", "returncode": 3}
+    final, outputs = svc.wait_finished("fail")
+    assert ended(final) == {"mode": "poll", "status": "finished", "returncode": 3}
+    assert outputs == ["about to fail"], "its line, while running or with the end"
 
 
 def test_second_exec_is_busy_at_the_limit(svc):
@@ -136,7 +145,7 @@ def test_a_finished_id_can_start_again(svc):
     svc.open_gate("go-1")
     svc.open_gate("go-2")
     final, _ = svc.wait_finished("again")
-    assert final == {"mode": "poll", "status": "finished", "returncode": 0}
+    assert ended(final) == {"mode": "poll", "status": "finished", "returncode": 0}
 
 
 def test_job_over_its_time_limit_is_killed(make_service):
@@ -146,7 +155,7 @@ def test_job_over_its_time_limit_is_killed(make_service):
     wait_for(pids_file.exists, what="slow.py to record its pids")
     child, grandchild = (int(p) for p in pids_file.read_text().split())
     final, _ = svc.wait_finished("slow", timeout=30)
-    assert final == {"mode": "poll", "status": "finished", "returncode": -signal.SIGKILL}
+    assert ended(final) == {"mode": "poll", "status": "finished", "returncode": -signal.SIGKILL}
     # the child and what it started (its process group) are gone
     wait_for(lambda: not pid_alive(child), timeout=10, what=f"child {child} to be gone")
     wait_for(lambda: not pid_alive(grandchild), timeout=10, what=f"grandchild {grandchild} to be gone")

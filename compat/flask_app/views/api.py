@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from hostpulse.jobs import check_job_id, exec_argv, poll_answer
+from hostpulse.jobs import check_job_id, exec_argv, exec_body_limit, exec_body_too_large, poll_answer
 from hostpulse.payloads import decode_json, require_json
 
 bp = Blueprint("api", __name__)
@@ -20,7 +21,13 @@ def add_message(user: str, uuid: str) -> Response:
 def exec_job(uuid: str) -> Response | tuple[Response, int]:
     check_job_id(uuid)
     require_json(request.mimetype)
-    argv = exec_argv(decode_json(request.get_data()), current_app.extensions["hostpulse"])
+    settings = current_app.extensions["hostpulse"]
+    request.max_content_length = exec_body_limit(settings)  # a command is short: 413 beyond
+    try:
+        raw = request.get_data()
+    except RequestEntityTooLarge:
+        raise exec_body_too_large(settings) from None
+    argv = exec_argv(decode_json(raw), settings)
     return jsonify(current_app.extensions["hostpulse.jobs"].start(uuid, argv))
 
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from flask.blueprints import BlueprintSetupState
 
 from hostpulse.payloads import demo_fields, demo_id
-from hostpulse.uploads import UploadSink, etag_of, mimetype_of, resolve
+from hostpulse.uploads import UploadSink, etag_of, mimetype_of, resolve, sweep_parts
 
 bp = Blueprint("demo", __name__)
+log = logging.getLogger("hostpulse")
 
 COPY_BUFFER = 256 * 1024
+
+
+@bp.record_once
+def sweep_leftovers(state: BlueprintSetupState) -> None:
+    """At the app's start: the part files of uploads a killed server cut short go."""
+    settings = state.app.extensions.get("hostpulse")
+    if settings is not None:
+        removed = sweep_parts(settings.uploads)
+        if removed:
+            log.warning("uploads: removed %d part file(s) of uploads cut short: %s", len(removed), ", ".join(removed))
 
 
 def file_response(name: str) -> Response:

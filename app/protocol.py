@@ -1,0 +1,254 @@
+"""Connection edges Hypercorn (h11) leaves open, closed here for the port (issue 11).
+
+- **Content-Length with Transfer-Encoding.** h11 lets ``Transfer-Encoding`` win (RFC 9112
+  section 6.3) and reads on: whatever a proxy took for the rest of the body is the next
+  request, answered (request smuggling). gunicorn refuses the request with 400; so does
+  :class:`Guard`, with ``Connection: close``, so nothing behind it is read.
+- **Chunk extensions.** h11 accepts anything after a chunk size's ``;`` (``;.*``), a bare CR
+  included; gunicorn refuses what RFC 9112 section 7.1.1 does not allow. A proxy and the
+  server reading a chunk line differently is how requests are smuggled, so the port reads
+  it as gunicorn does: an invalid extension is h11's 400, and the connection is closed.
+- **Slow bodies.** Nothing bounded how long a body may take to arrive (Quart's
+  ``BODY_TIMEOUT`` is off: ``app/requests.py`` reads bodies itself). :class:`Guard` answers
+  408 and closes the connection when no byte of a body has arrived for ``[limits]
+  body_timeout`` seconds; a slow but steady upload is never cut.
+- **Connections per token.** 5,000 slow bodies of one token grew the workers from ~50 to
+  135 MB. Requests in progress and WebSockets are counted per token in each worker
+  (after authentication: a request without a valid token is answered 401 at once and its
+  connection closed); past ``[limits] connections_per_token`` the answer is 429.
+- **Two ``Authorization`` lines on a WebSocket handshake.** Quart's ``headers.get`` took
+  the first; HTTP requests read them joined, as gunicorn presents them (one unknown token,
+  401: ``app/interceptors.py``). The handshake gets the same rule here.
+
+An agent's idle WebSocket (``[limits] websocket_idle_timeout``) is closed by its route,
+``app/views/metrics.py``, which knows when acks are still due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import Counter
+from typing import Any
+
+import h11
+import h11._readers
+from quart import Quart, current_app, g, request, websocket
+
+from hostpulse.auth import authorize, bearer
+from hostpulse.errors import ApiError
+from hostpulse.payloads import elapsed_ms, request_id
+from hostpulse.settings import hash_token
+
+# RFC 9112 section 7.1.1, with token and quoted-string from RFC 9110 section 5.6.2 and 5.6.4:
+#   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_STRING = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXT = rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*"
+# h11's own chunk line (size of 1 to 20 hex digits, trailing whitespace tolerated), strict extensions
+STRICT_CHUNK_HEADER = re.compile(
+    rb"(?P<chunk_size>[0-9A-Fa-f]{1,20})(?P<chunk_ext>" + _CHUNK_EXT + rb")[ \t]*\r\n"
+)
+
+
+def strict_chunk_extensions() -> None:
+    """h11 reads each chunk line with its module's ``chunk_header_re`` (h11 0.14-0.16): the
+    RFC's grammar instead, for every h11 connection of the process."""
+    if not isinstance(getattr(h11._readers, "chunk_header_re", None), re.Pattern):
+        logging.getLogger("hostpulse.protocol").warning(
+            "h11 %s reads chunk lines otherwise: chunk extensions are not checked", h11.__version__)
+        return
+    h11._readers.chunk_header_re = STRICT_CHUNK_HEADER
+
+
+# --- Content-Length with Transfer-Encoding, slow bodies ----------------------------------
+
+
+def _answer(status: int, error: str, message: str, scope: dict[str, Any], started: float) -> tuple[dict, dict]:
+    """An error answered before (or instead of) the app, as the app's errors look, and the
+    connection closed after it."""
+    body = json.dumps({"error": error, "message": message}, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    incoming = b",".join(v for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        (b"x-request-id", request_id(incoming.decode("latin-1") or None).encode()),
+        (b"x-response-time", elapsed_ms(started, time.perf_counter()).encode()),
+    ]
+    return ({"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body, "more_body": False})
+
+
+class Guard:
+    """ASGI middleware: refuses ambiguous framing, and times out bodies that stop arriving.
+
+    The body timeout is a watchdog, not a timeout around each ``receive()``: that would put
+    every message through a task of its own and change when the app sees the body's pieces
+    (Werkzeug's multipart decoder answers differently for different pieces: the compat
+    suite saw it). Only the time spent waiting in ``receive()`` for a piece of the body
+    counts; when the app does not read (back-pressure), the client is not waited for.
+    """
+
+    def __init__(self, app: Any, quart: Quart) -> None:
+        self.app = app
+        self.quart = quart
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        declared: bytes | None = None  # Content-Length
+        chunked = False  # Transfer-Encoding
+        for name, value in scope.get("headers", ()):
+            name = name.lower()
+            if name == b"content-length":
+                declared = value.strip()
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked and declared is not None:
+            for message in _answer(400, "bad_request", "a request may not carry both Content-Length and "
+                                   "Transfer-Encoding", scope, started):
+                await send(message)
+            return
+        timeout = self.quart.extensions["hostpulse"].limits.body_timeout
+        has_body = chunked or declared not in (None, b"0") or scope.get("http_version", "1.1").startswith("2")
+        if not timeout or not has_body:
+            return await self.app(scope, receive, send)  # no body to wait for
+        await _BodyWatch(self.app, timeout, scope, started).run(receive, send)
+
+
+class _BodyWatch:
+    """One request whose body is awaited: 408 and the connection closed when no piece of it
+    arrives for ``timeout`` seconds while the app waits for one."""
+
+    def __init__(self, app: Any, timeout: float, scope: dict[str, Any], started: float) -> None:
+        self.app, self.timeout, self.scope, self.started = app, timeout, scope, started
+        self.loop = asyncio.get_running_loop()
+        self.pending = True  # the body is not complete yet
+        self.waiting: asyncio.Task[Any] | None = None  # the task in receive() for a piece
+        self.since = 0.0  # loop.time() that wait began
+        self.timed_out = False
+        self.responded = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def run(self, receive: Any, send: Any) -> None:
+        async def timed_receive() -> dict[str, Any]:
+            if not self.pending:
+                return await receive()
+            task = asyncio.current_task()
+            self.waiting, self.since = task, self.loop.time()
+            if self.timer is None:
+                self.timer = self.loop.call_later(self.timeout, self._check)
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                if self.timed_out and task is not None and task.cancelling() == 1:
+                    task.uncancel()  # our cancellation: the app is told the client left
+                    return {"type": "http.disconnect"}
+                raise
+            finally:
+                self.waiting = None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                self.pending = False
+            return message
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.responded = True
+            if not self.timed_out:
+                await send(message)
+
+        try:
+            await self.app(self.scope, timed_receive, watched_send)
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+        if self.timed_out and not self.responded:
+            for message in _answer(408, "request_timeout", f"no byte of the request body arrived for "
+                                   f"{self.timeout:g} s", self.scope, self.started):
+                await send(message)
+
+    def _check(self) -> None:
+        self.timer = None
+        if not self.pending:
+            return
+        if self.waiting is None:  # the app is not reading: nothing to wait for yet
+            self.timer = self.loop.call_later(self.timeout, self._check)
+            return
+        waited = self.loop.time() - self.since
+        if waited < self.timeout:
+            self.timer = self.loop.call_later(self.timeout - waited, self._check)
+            return
+        self.timed_out, self.pending = True, False
+        self.waiting.cancel()
+
+
+# --- connections per token, two Authorization lines on a handshake ---------------------
+
+COUNTS = "hostpulse.connections"
+
+
+def _token_key(values: list[str]) -> str | None:
+    token = bearer(",".join(values)) if values else None
+    return hash_token(token) if token else None
+
+
+def _take_slot(values: list[str]) -> None:
+    """Count this request or WebSocket against its token; 429 past the cap."""
+    if g.get("user") is None:  # public, and no valid token: nothing held for anyone
+        return
+    cap = current_app.extensions["hostpulse"].limits.connections_per_token
+    key = _token_key(values)
+    if not cap or key is None:
+        return
+    counts: Counter[str] = current_app.extensions[COUNTS]
+    if counts[key] >= cap:
+        raise ApiError(429, "too_many_requests",
+                       f"this token already has {cap} requests and WebSockets in progress here",
+                       headers={"Retry-After": "1"})
+    counts[key] += 1
+    g.connection_slot = key
+
+
+def _give_slot_back(_: BaseException | None = None) -> None:
+    key = g.pop("connection_slot", None)
+    if key is not None:
+        counts: Counter[str] = current_app.extensions[COUNTS]
+        counts[key] -= 1
+        if counts[key] <= 0:
+            del counts[key]
+
+
+async def _enter_request() -> None:
+    if request.url_rule is not None:
+        _take_slot(request.headers.getlist("Authorization"))
+
+
+async def _enter_websocket() -> None:
+    if websocket.url_rule is None:
+        return
+    values = websocket.headers.getlist("Authorization")
+    if len(values) > 1:  # as HTTP reads them: joined, one token (never a known one)
+        settings = current_app.extensions["hostpulse"]
+        g.user = authorize(settings, websocket.url_rule.rule, "GET", ",".join(values))
+    _take_slot(values)
+
+
+async def _leave(exc: BaseException | None = None) -> None:
+    _give_slot_back(exc)
+
+
+def install(app: Quart) -> None:
+    """After the interceptors (their authentication runs first), before the access log (which
+    then logs the answers given here)."""
+    strict_chunk_extensions()
+    app.extensions[COUNTS] = Counter()
+    app.before_request(_enter_request)
+    app.before_websocket(_enter_websocket)
+    app.teardown_request(_leave)
+    app.teardown_websocket(_leave)
+    app.asgi_app = Guard(app.asgi_app, app)  # type: ignore[method-assign]
