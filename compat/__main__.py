@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,8 @@ DEFAULT_LOGS = "compat-logs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hostpulse-compat", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hostpulse-compat",
+                                description="Prove, request by request, that a port answers like its reference.")
     p.add_argument("--config", metavar="FILE", help="a run file (TOML): the two sides, setup hook, corpus")
     p.add_argument("--mode", choices=["inprocess", "live", "fuzz", "all"], default=None,
                    help="default: the run file's modes, else inprocess")
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report", action="append", default=[], metavar="FILE",
                    help="write a report: .json or .html (repeatable)")
     p.add_argument("--logs", default=None, metavar="DIR",
-                   help=f"where the apps' own logs go (default ./{DEFAULT_LOGS}, emptied first)")
+                   help=f"where the apps' own logs go (default ./{DEFAULT_LOGS}; its old *.log files are removed)")
     p.add_argument("--smoke", action="store_true", help="live mode: only the scenarios tagged smoke")
     p.add_argument("--tag", action="append", default=[], help="only scenarios with this tag")
     p.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
@@ -101,10 +101,12 @@ def _allow_path(args: argparse.Namespace, runfile: RunFile | None, corpus_path: 
 
 
 def _logs_dir(args: argparse.Namespace, run: dict) -> Path:
+    """The folder of the apps' logs, without the previous run's ``*.log`` files (nothing else
+    in it is touched: it may be a folder of the user's)."""
     logs = Path(args.logs or run.get("logs") or DEFAULT_LOGS)
-    if logs.exists():
-        shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True, exist_ok=True)
+    for old in logs.glob("*.log"):
+        old.unlink(missing_ok=True)
     return logs
 
 

@@ -295,3 +295,15 @@ def test_a_ready_app_object_instead_of_a_factory(tmp_path):
     assert code == 0, out
     assert [p["mode"] for p in data["pairs"]] == ["inprocess", "live", "fuzz"]
     assert results(data)["count"]["status"] == "same"
+
+
+def test_the_logs_folder_keeps_what_is_not_a_previous_runs_log(tmp_path):
+    make_project(tmp_path)
+    logs = tmp_path / "mine"
+    logs.mkdir()
+    (logs / "notes.txt").write_text("keep me")
+    (logs / "old.log").write_text("from the previous run")
+    code, out, _ = run(tmp_path, "--logs", str(logs))
+    assert code == 0, out
+    assert (logs / "notes.txt").read_text() == "keep me" and not (logs / "old.log").exists()
+    assert sorted(p.name for p in logs.glob("*.log")) == ["candidate.log", "reference-2.log", "reference.log"]
