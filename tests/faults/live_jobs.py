@@ -16,13 +16,10 @@ import socket
 import sqlite3
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.agent.live import ADMIN, TOKENS, VIEWER, Service, eventually
 from tests.support import ROOT, http, wait_until_up
 
@@ -186,15 +183,4 @@ def end_recorded(folder: Path) -> list[int]:
     return ended
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[JobsService]]:
-    """Services a test makes are stopped, and what their jobs left behind ended."""
-    made: list[JobsService] = []
-    yield made
-    for service in made:
-        service.stop()
-    for service in made:
-        end_recorded(service.scripts)
-
-
-__all__ = ["ADMIN", "VIEWER", "HOLD", "JobsService", "end_recorded", "eventually", "pid_alive", "services"]
+__all__ = ["ADMIN", "VIEWER", "HOLD", "JobsService", "end_recorded", "eventually", "pid_alive"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.live import ADMIN, AGENT, VIEWER, Service
+from tests.faults.wire import both_apps
 from tests.support import http
 
 DEEP_OPEN = b"[" * 100_000                        # never closed: the decoder recurses first
@@ -35,17 +36,8 @@ def nested(depth: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    root = tmp_path_factory.mktemp("deep-json")
-    flask = Service(root / "flask", factory="compat.flask_app:create_app()", server="gunicorn")
-    port = Service(root / "port")
-    started = []
-    try:
-        for service in (flask, port):
-            started.append(service.start())
-        yield {"flask": flask, "port": port}
-    finally:
-        for service in started:
-            service.stop()
+    with both_apps(tmp_path_factory.mktemp("deep-json")) as apps:
+        yield apps
 
 
 def call(service: Service, path: str, token: str, body: bytes, headers: dict[str, str] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.live_jobs import JobsService, eventually, services  # noqa: F401
+from tests.faults.live_jobs import JobsService, eventually
 
 FIVE = """
 for i in range(1, 6):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.live_jobs import JobsService, end_recorded, eventually, pid_alive, services  # noqa: F401
+from tests.faults.live_jobs import JobsService, end_recorded, eventually, pid_alive
 
 # The job's leader records itself, starts a child that leaves the job's session (setsid) and a
 # daemon by double fork (its parent exits at once, so it is orphaned), then waits.

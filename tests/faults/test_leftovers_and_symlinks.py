@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hostpulse import uploads
-from tests.faults.live_jobs import ADMIN, VIEWER, JobsService, eventually, services  # noqa: F401
+from tests.faults.live_jobs import ADMIN, VIEWER, JobsService, eventually
 
 SECRET = "SECRET-FIRST-LINE = 'not for a job to show'\n"
 

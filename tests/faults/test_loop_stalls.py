@@ -21,7 +21,7 @@ import time
 import pytest
 
 from tests.agent.live import AGENT
-from tests.faults.live_jobs import JobsService, services  # noqa: F401
+from tests.faults.live_jobs import JobsService
 from tests.support import http
 
 

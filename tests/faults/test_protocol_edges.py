@@ -24,62 +24,37 @@ from pathlib import Path
 
 import pytest
 
-from hostpulse.settings import Settings, write_test_config
-from tests.agent.live import AGENT, TOKENS, VIEWER, Service
+from hostpulse.settings import Settings
+from tests.agent.live import AGENT, VIEWER, Service
+from tests.faults.wire import (
+    body_of,
+    both_apps,
+    connect,
+    exchange,
+    read_until_closed,
+    started,
+    status_of,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def connect(port: int, timeout: float = 10.0) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, bool]:
-    """Everything the server sends until it closes (True) or ``timeout`` passes quietly (False)."""
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except (socket.timeout, TimeoutError):
-        return received, False
-    except ConnectionResetError:
-        pass
-    return received, True
 
 
-def exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[bytes, bool]:
-    with connect(port) as sock:
-        sock.sendall(data)
-        return read_until_closed(sock, timeout)
 
 
-def status_of(reply: bytes) -> int:
-    return int(reply.split(b" ", 2)[1])
 
 
-def body_of(reply: bytes) -> bytes:
-    return reply.partition(b"\r\n\r\n")[2]
 
 
-def started(instance: Path, server: str = "hypercorn", **limits: object) -> Service:
-    flavour = {} if server == "hypercorn" else {"factory": "compat.flask_app:create_app()", "server": "gunicorn"}
-    service = Service(instance, **flavour)
-    write_test_config(instance, TOKENS, limits=limits, store={"retention": 30 * 24 * 3600.0})
-    return service.start()
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    root = tmp_path_factory.mktemp("protocol-edges")
-    made: list[Service] = []
-    try:
-        made.append(started(root / "flask", "gunicorn"))
-        made.append(started(root / "port"))
-        yield {"flask": made[0], "port": made[1]}
-    finally:
-        for service in made:
-            service.stop()
+    with both_apps(tmp_path_factory.mktemp("protocol-edges")) as apps:
+        yield apps
 
 
 # --- Content-Length with Transfer-Encoding -------------------------------------------------

@@ -13,13 +13,13 @@ Both apps under their real servers (gunicorn, Hypercorn), on loopback; raw socke
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from tests.agent.live import ADMIN, AGENT, VIEWER, Service
 from tests.contract.helpers import multipart
+from tests.faults.wire import both_apps, exchange
 from tests.support import http
 
 CONTENT = b"0123456789"
@@ -27,17 +27,8 @@ CONTENT = b"0123456789"
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    root = tmp_path_factory.mktemp("range-chunks")
-    flask = Service(root / "flask", factory="compat.flask_app:create_app()", server="gunicorn")
-    port = Service(root / "port")
-    started = []
-    try:
-        for service in (flask, port):
-            started.append(service.start())
-        yield {"flask": flask, "port": port}
-    finally:
-        for service in started:
-            service.stop()
+    with both_apps(tmp_path_factory.mktemp("range-chunks")) as apps:
+        yield apps
 
 
 def stored(service: Service) -> str:
@@ -66,19 +57,6 @@ def test_suffix_ranges_answer_alike(servers: dict[str, Service], byte_range: str
     assert answers["flask"] == answers["port"] == expected
 
 
-def exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[bytes, bool]:
-    """Send ``data``, read until the server closes (True) or goes quiet (False)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (socket.timeout, TimeoutError):
-            return received, False
-        except ConnectionResetError:
-            pass
-        return received, True
 
 
 def chunked_post(body: bytes) -> bytes:
