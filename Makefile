@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test compat bench clean
+.PHONY: run test lint compat bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.server: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[server,compat,dev]'
+	$(PY) -m pip install --quiet -e '.[server,compat,port,dev]'
 	touch $@ $(VENV)/.server
 
 ## Serve the port with Hypercorn on the embedded SQLite store (instance/), with one local
@@ -31,8 +31,15 @@ run: $(VENV)/.server
 	trap 'exit 0' INT TERM; \
 	$(PY) -m hostpulse serve --bind $(HOST):$(PORT) -- $(VENV)/bin/hypercorn --config hypercorn.toml 'app:create_app()'
 
-## The whole test suite.
-test: $(VENV)/.dev
+## ruff (lint and format check) and mypy --strict on hostpulse/, app/, agent/, as configured in
+## pyproject.toml.
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## The whole test suite, after lint.
+test: $(VENV)/.dev lint
 	$(PY) -m pytest -q
 
 ## The compat suite on hostpulse in full: in-process, live (the Flask version on gunicorn, the port

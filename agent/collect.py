@@ -57,9 +57,7 @@ _CANDIDATES: dict[str, Callable[[], object]] = {
     "swap_memory": lambda: psutil.swap_memory(),
     "virtual_memory": lambda: psutil.virtual_memory(),
 }
-READERS: dict[str, Callable[[], object]] = {
-    name: read for name, read in _CANDIDATES.items() if hasattr(psutil, name)
-}
+READERS: dict[str, Callable[[], object]] = {name: read for name, read in _CANDIDATES.items() if hasattr(psutil, name)}
 
 DEFAULT_NAMES: tuple[str, ...] = tuple(
     name
@@ -91,9 +89,7 @@ def check_names(names: Iterable[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(names)) or DEFAULT_NAMES
     unknown = [n for n in chosen if n not in READERS]
     if unknown:
-        raise UnknownName(
-            f"unknown psutil name(s): {', '.join(unknown)}; valid names: {', '.join(sorted(READERS))}"
-        )
+        raise UnknownName(f"unknown psutil name(s): {', '.join(unknown)}; valid names: {', '.join(sorted(READERS))}")
     return chosen
 
 

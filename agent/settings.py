@@ -163,8 +163,12 @@ def parser() -> argparse.ArgumentParser:
             "flags win over the environment, which wins over the file."
         ),
     )
-    p.add_argument("names", nargs="*", metavar="PSUTIL_NAME",
-                   help="psutil functions to collect (default: a set for CPU, memory, disks, network, load)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="PSUTIL_NAME",
+        help="psutil functions to collect (default: a set for CPU, memory, disks, network, load)",
+    )
     p.add_argument("--server", help="service base URL: http(s)://host:port or ws(s)://host:port")
     p.add_argument("--token", help="bearer token with the agent role")
     p.add_argument("--interval", help="seconds between samples (default 10)")
@@ -173,8 +177,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spool-size", dest="spool_size", help="spool bound in bytes; the oldest batches go first")
     p.add_argument("--host", help="host name sent with each batch (default: this host's name)")
     p.add_argument("--transport", choices=TRANSPORTS, help="ws (default) or http (POST /ingest)")
-    p.add_argument("--flush-timeout", dest="flush_timeout",
-                   help="seconds to keep sending after SIGTERM/SIGINT (default 5)")
+    p.add_argument(
+        "--flush-timeout", dest="flush_timeout", help="seconds to keep sending after SIGTERM/SIGINT (default 5)"
+    )
     p.add_argument("--log-level", dest="log_level", help="debug, info (default), warning, error")
     p.add_argument("--once", action="store_true", help="seed 000: POST one JSON list to /, print the answer, exit")
     p.add_argument("--config", help="TOML file with settings (also HOSTPULSE_AGENT_CONFIG)")
@@ -188,9 +193,7 @@ def _check(s: AgentSettings) -> AgentSettings:
     if parts.query or parts.fragment:
         raise SettingsError(f"server must be a base URL without query or fragment, got {s.server!r}")
     if not s.token:
-        raise SettingsError(
-            "no token: pass --token, set HOSTPULSE_AGENT_TOKEN, or put token in the --config file"
-        )
+        raise SettingsError("no token: pass --token, set HOSTPULSE_AGENT_TOKEN, or put token in the --config file")
     if not 0.05 <= s.interval <= 86400:
         raise SettingsError(f"interval must be between 0.05 and 86400 seconds, got {s.interval}")
     if not 1 <= s.batch <= DEFAULT_LIMITS.max_samples:

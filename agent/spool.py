@@ -35,12 +35,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from hostpulse.samples import MAX_INTEGER, is_count, valid_run, wire_bytes
 
 try:  # Unix: one agent per spool
     import fcntl
@@ -51,16 +52,6 @@ log = logging.getLogger("hostpulse.agent.spool")
 
 STATE = "state.json"
 SUFFIX = ".batch"
-# The service stores seq and dropped as SQLite integers and refuses a batch beyond them.
-MAX_INTEGER = 2**63 - 1
-# What the service accepts as a run (hostpulse.samples.valid_run; not imported: the agent
-# needs no more of the server than this).
-_RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def _counter(value: object) -> bool:
-    """An integer the service can store: 0 to 2**63-1, ``True`` not being one."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
 
 
 class SpoolError(RuntimeError):
@@ -100,7 +91,7 @@ def _write_synced(path: Path, data: bytes) -> Path:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -143,9 +134,9 @@ class Spool:
         try:
             state = json.loads(path.read_bytes())
             run, next_seq, dropped = state["run"], state["next_seq"], state["dropped"]
-            if not (isinstance(run, str) and _RUN.fullmatch(run)):
+            if not valid_run(run):
                 raise ValueError(f"run {run!r} is not a run id")
-            if not (_counter(next_seq) and _counter(dropped)):
+            if not (is_count(next_seq) and is_count(dropped)):
                 raise ValueError(f"next_seq {next_seq!r} and dropped {dropped!r} must be integers from 0 to 2**63-1")
             return run, next_seq, dropped
         except FileNotFoundError:
@@ -173,14 +164,13 @@ class Spool:
                 if not isinstance(body, dict) or not isinstance(body.get("samples"), list):
                     raise ValueError("not a batch")
                 samples = max(1, len(body["samples"]))
-                if not _counter(seq) or body.get("seq") != seq or isinstance(body.get("seq"), bool):
+                if not is_count(seq) or body.get("seq") != seq or isinstance(body.get("seq"), bool):
                     raise ValueError(f"its seq {body.get('seq')!r} is not the {seq} of its name")
-                if not (isinstance(body.get("run"), str) and _RUN.fullmatch(body["run"])):
+                if not valid_run(body.get("run")):
                     raise ValueError(f"run {body.get('run')!r} is not a run id")
                 entry = Entry(seq, body["run"], len(body["samples"]), item.stat().st_size, item)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("removing unreadable spool file %s (%s): %d samples counted as dropped",
-                            item, exc, samples)
+                log.warning("removing unreadable spool file %s (%s): %d samples counted as dropped", item, exc, samples)
                 item.unlink(missing_ok=True)
                 lost += samples
                 continue
@@ -266,17 +256,7 @@ class Spool:
             total = sum(e.size for e in self._entries.values())
             dropped = self.dropped
             while True:
-                body = json.dumps(
-                    {
-                        "host": host,
-                        "run": self.run,
-                        "seq": seq,
-                        "dropped": dropped,
-                        "samples": [{"ts": ts, "values": values} for ts, values in samples],
-                    },
-                    separators=(",", ":"),
-                    allow_nan=False,
-                ).encode()
+                body = wire_bytes(host, self.run, seq, dropped, samples)
                 if len(body) > self.max_bytes or total + len(body) <= self.max_bytes:
                     break
                 oldest = self._entries[waiting[len(evicted)]]
@@ -309,7 +289,10 @@ class Spool:
             lost = sum(e.samples for e in evicted)
             log.warning(
                 "spool full (%d bytes): dropped the %d oldest batches (%d samples; %d dropped in all)",
-                self.max_bytes, len(evicted), lost, dropped,
+                self.max_bytes,
+                len(evicted),
+                lost,
+                dropped,
             )
         return entry
 

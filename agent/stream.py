@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 
 import aiohttp
 
+from hostpulse.samples import DEFAULT_LIMITS, Limits
+
 from .collect import Collector
 from .settings import AgentSettings
 from .spool import Spool
 from .transport import HttpSender, Sender, WebSocketSender
-from hostpulse.samples import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("hostpulse.agent")
 
@@ -91,25 +92,27 @@ async def status_loop(sender: Sender, spool: Spool) -> None:
         await asyncio.sleep(STATUS_EVERY)
         log.info(
             "status: %s, %d batches acknowledged since start, %d refused, %s, %d samples dropped",
-            "connected" if sender.connected else "not connected", sender.acked, sender.refused,
-            sender.backlog(), spool.dropped,
+            "connected" if sender.connected else "not connected",
+            sender.acked,
+            sender.refused,
+            sender.backlog(),
+            spool.dropped,
         )
 
 
-def make_sender(
-    settings: AgentSettings, spool: Spool, session: aiohttp.ClientSession, wake: asyncio.Event
-) -> Sender:
+def make_sender(settings: AgentSettings, spool: Spool, session: aiohttp.ClientSession, wake: asyncio.Event) -> Sender:
     if settings.transport == "http":
         return HttpSender(settings.ingest_url, settings.token, spool, session, wake)
     return WebSocketSender(settings.ws_url, settings.token, spool, session, wake)
 
 
-async def flush(spool: Spool, timeout: float, sender: Sender | None = None) -> bool:
+async def flush(spool: Spool, timeout: float, sender: Sender | None = None) -> bool:  # noqa: ASYNC109 -- a deadline for the polling below
     """Wait up to ``timeout`` seconds for the sender to empty the spool; not at all while
     the service refuses the token."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while len(spool) and loop.time() < deadline and not (sender is not None and sender.refusing):
+    # the spool has no event for "emptied" (the sender and the collector both change it)
+    while len(spool) and loop.time() < deadline and not (sender is not None and sender.refusing):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     return not len(spool)
 
@@ -133,9 +136,15 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
     log.info(
         "hostpulse-agent: host %s, run %s, every %g s, %d series groups (%s), sending to %s; "
         "spool %s holds %d batches, %d dropped so far",
-        settings.host, spool.run, settings.interval, len(collector.names), ", ".join(collector.names),
+        settings.host,
+        spool.run,
+        settings.interval,
+        len(collector.names),
+        ", ".join(collector.names),
         settings.ws_url if settings.transport == "ws" else settings.ingest_url,
-        spool.path, len(spool), spool.dropped,
+        spool.path,
+        len(spool),
+        spool.dropped,
     )
     connector = aiohttp.TCPConnector(limit=4)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -156,7 +165,9 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
         else:
             log.info(
                 "stopping on %s: flushing %d batches for up to %g s",
-                "/".join(received) or "error", len(spool), settings.flush_timeout,
+                "/".join(received) or "error",
+                len(spool),
+                settings.flush_timeout,
             )
             sender.retry_now()
         if await flush(spool, settings.flush_timeout, sender):

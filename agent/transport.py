@@ -30,19 +30,25 @@ from typing import Any
 
 import aiohttp
 
+from hostpulse.errorcodes import (
+    FORBIDDEN,
+    INTERNAL_SERVER_ERROR,
+    SERVICE_UNAVAILABLE,
+    TOO_MANY_REQUESTS,
+    UNAUTHORIZED,
+)
+
 from .backoff import Backoff
 from .spool import Entry, Spool
 
 log = logging.getLogger("hostpulse.agent")
 
+# Answers that refuse the token or what it may send (nothing wrong with the batch itself).
+REFUSED_CODES = frozenset({UNAUTHORIZED, FORBIDDEN})
 # Error codes that say nothing is wrong with the batch: try again later.
-RETRY_CODES = frozenset(
-    {"internal_server_error", "service_unavailable", "too_many_requests", "unauthorized", "forbidden"}
-)
+RETRY_CODES = REFUSED_CODES | {INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS}
 # Over HTTP only these say "this batch will never be accepted"; any other non-200 is retried.
 REFUSED_STATUSES = frozenset({400, 413, 422})
-# Answers that refuse the token or what it may send (nothing wrong with the batch itself).
-REFUSED_CODES = frozenset({"unauthorized", "forbidden"})
 # A connection that stayed up this long was healthy, acked or not.
 HEALTHY_AFTER = 30.0
 # While the token is refused: retries from REFUSED_BASE s growing to REFUSED_CAP s.
@@ -141,7 +147,12 @@ class Sender:
                 if refused.kind != self.refusing:
                     log.error(
                         "%s %s: %s; keeping the batches and retrying with a delay growing up to %g s, "
-                        "said once until it changes (%s)", what, self.url, reason, REFUSED_CAP, self.backlog(),
+                        "said once until it changes (%s)",
+                        what,
+                        self.url,
+                        reason,
+                        REFUSED_CAP,
+                        self.backlog(),
                     )
                 else:
                     log.debug("still refused by %s: %s; retrying in %.1f s", self.url, reason, delay)
@@ -201,7 +212,10 @@ class Sender:
         self.refused += 1
         log.error(
             "the service refused batch %d (%s: %s); dropped its %d samples",
-            seq, code, message, dropped.samples if dropped else 0,
+            seq,
+            code,
+            message,
+            dropped.samples if dropped else 0,
         )
 
 
@@ -303,8 +317,9 @@ class HttpSender(Sender):
                 answer = None
             if isinstance(answer, dict) and answer.get("error") in REFUSED_CODES and isinstance(answer.get("seq"), int):
                 self.on_answer(answer)  # a batch the token may not send: Refused
-            raise Refused(f"the service refused the token (HTTP {resp.status}): {text.strip()[:200]}",
-                          f"HTTP {resp.status}")
+            raise Refused(
+                f"the service refused the token (HTTP {resp.status}): {text.strip()[:200]}", f"HTTP {resp.status}"
+            )
         if resp.status != 200 and resp.status not in REFUSED_STATUSES:
             # A wrong URL (404), a proxy, an outage, the token: nothing wrong with the batch.
             raise Disconnect(f"HTTP {resp.status}: {text.strip()[:200]}")

@@ -27,16 +27,17 @@ from typing import Any
 
 from quart import Quart
 
-from . import logs
 from hostpulse.logsafe import escape, redact_query
 
+from . import logs
+from .asgi import Message, Receive, Scope, Send
+
 log = logging.getLogger("hostpulse.access")
-Scope = dict[str, Any]
 
 
 def install(app: Quart) -> None:
     logs.configure(log.name, "stdout", safe=False)  # its lines are built safe (_target, _field)
-    app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign, assignment]  # app/asgi.py
 
 
 class AccessLog:
@@ -46,14 +47,15 @@ class AccessLog:
         self.app = app
         self.pid = f"<{os.getpid()}>"
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not log.isEnabledFor(logging.INFO):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status: int | str = "-"
         size = 0
 
-        async def watched(message: dict[str, Any]) -> None:
+        async def watched(message: Message) -> None:
             nonlocal status, size
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
@@ -69,9 +71,17 @@ class AccessLog:
         try:
             await self.app(scope, receive, watched)
         finally:
-            log.info('%s %s "%s %s %s" %s %d %dus', self.pid, _client(scope), _field(scope.get("method", "GET")),
-                     _target(scope), _field(scope.get("http_version", "1.1")), status, size,
-                     (time.perf_counter() - started) * 1_000_000)
+            log.info(
+                '%s %s "%s %s %s" %s %d %dus',
+                self.pid,
+                _client(scope),
+                _field(scope.get("method", "GET")),
+                _target(scope),
+                _field(scope.get("http_version", "1.1")),
+                status,
+                size,
+                (time.perf_counter() - started) * 1_000_000,
+            )
 
 
 def _client(scope: Scope) -> str:

@@ -18,9 +18,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from .requests import check_declared_length, read_body
 from hostpulse.settings import Settings
 from hostpulse.uploads import UploadSink
+
+from .requests import check_declared_length, read_body
 
 WRITE_SIZE = 1024 * 1024
 _charset = MultiPartParser().get_part_charset

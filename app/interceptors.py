@@ -11,6 +11,8 @@ from hostpulse.auth import authorize
 from hostpulse.errors import describe, internal_error
 from hostpulse.payloads import elapsed_ms, request_id
 
+from .resources import get_settings
+
 
 def field(name: str) -> str | None:
     """A request header as a WSGI server hands it to Flask: repeated lines joined by ``,``.
@@ -27,15 +29,13 @@ async def authenticate() -> None:
     g.started = time.perf_counter()
     if request.url_rule is None:
         return
-    settings = current_app.extensions["hostpulse"]
-    g.user = authorize(settings, request.url_rule.rule, request.method, field("Authorization"))
+    g.user = authorize(get_settings(), request.url_rule.rule, request.method, field("Authorization"))
 
 
 async def authenticate_websocket() -> None:
     if websocket.url_rule is None:
         return
-    settings = current_app.extensions["hostpulse"]
-    g.user = authorize(settings, websocket.url_rule.rule, "GET", websocket.headers.get("Authorization"))
+    g.user = authorize(get_settings(), websocket.url_rule.rule, "GET", websocket.headers.get("Authorization"))
 
 
 async def stamp(response: Response) -> Response:

@@ -70,7 +70,7 @@ class JobRunner:
             transport.close()
         await asyncio.to_thread(self.store.add_job_lines, job.id, lines.close(), keep)
 
-    async def _over(self, job: Job, following: asyncio.Future[object] | None = None) -> None:
+    async def _over(self, job: Job, following: asyncio.Future[tuple[None, int]] | None = None) -> None:
         """Until the leader has exited, its output is read, and nothing else of it runs."""
         if following is not None:
             await asyncio.shield(following)
@@ -93,7 +93,7 @@ class JobRunner:
         await asyncio.to_thread(job.release)
         await asyncio.to_thread(self.store.finish_job, job.id, job.returncode)
 
-    async def _after_kill(self, job: Job, following: asyncio.Future[object]) -> None:
+    async def _after_kill(self, job: Job, following: asyncio.Future[tuple[None, int]]) -> None:
         """A killed job's output closes and its processes go; a process that will not die
         (uninterruptible sleep) is not waited for beyond ``KILL_WAIT``."""
         try:
@@ -122,8 +122,13 @@ async def exited(proc: subprocess.Popen[bytes]) -> int:
     except (AttributeError, OSError):
         return await asyncio.to_thread(proc.wait)
     loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    loop.add_reader(pidfd, lambda: ready.done() or ready.set_result(None))
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(pidfd, readable)
     try:
         await ready
     finally:

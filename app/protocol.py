@@ -31,17 +31,19 @@ import json
 import logging
 import re
 import time
-from collections import Counter
 from typing import Any
 
 import h11
 import h11._readers
-from quart import Quart, current_app, g, request, websocket
+from quart import Quart, g, request, websocket
 
 from hostpulse.auth import authorize, bearer
 from hostpulse.errors import ApiError
 from hostpulse.payloads import elapsed_ms, request_id
-from hostpulse.settings import hash_token
+from hostpulse.tokens import hash_token
+
+from .asgi import Message, Receive, Scope, Send
+from .resources import get_resources, get_settings, resources_of
 
 # RFC 9112 section 7.1.1, with token and quoted-string from RFC 9110 section 5.6.2 and 5.6.4:
 #   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
@@ -49,9 +51,7 @@ _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED_STRING = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_EXT = rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*"
 # h11's own chunk line (size of 1 to 20 hex digits, trailing whitespace tolerated), strict extensions
-STRICT_CHUNK_HEADER = re.compile(
-    rb"(?P<chunk_size>[0-9A-Fa-f]{1,20})(?P<chunk_ext>" + _CHUNK_EXT + rb")[ \t]*\r\n"
-)
+STRICT_CHUNK_HEADER = re.compile(rb"(?P<chunk_size>[0-9A-Fa-f]{1,20})(?P<chunk_ext>" + _CHUNK_EXT + rb")[ \t]*\r\n")
 
 
 def strict_chunk_extensions() -> None:
@@ -59,7 +59,9 @@ def strict_chunk_extensions() -> None:
     RFC's grammar instead, for every h11 connection of the process."""
     if not isinstance(getattr(h11._readers, "chunk_header_re", None), re.Pattern):
         logging.getLogger("hostpulse.protocol").warning(
-            "h11 %s reads chunk lines otherwise: chunk extensions are not checked", h11.__version__)
+            "h11 %s reads chunk lines otherwise: chunk extensions are not checked",
+            h11.__version__,  # type: ignore[attr-defined]  # h11 leaves it out of __all__
+        )
         return
     h11._readers.chunk_header_re = STRICT_CHUNK_HEADER
 
@@ -67,7 +69,7 @@ def strict_chunk_extensions() -> None:
 # --- Content-Length with Transfer-Encoding, slow bodies ----------------------------------
 
 
-def _answer(status: int, error: str, message: str, scope: dict[str, Any], started: float) -> tuple[dict, dict]:
+def _answer(status: int, error: str, message: str, scope: Scope, started: float) -> tuple[Message, Message]:
     """An error answered before (or instead of) the app, as the app's errors look, and the
     connection closed after it."""
     body = json.dumps({"error": error, "message": message}, separators=(",", ":"), sort_keys=True).encode() + b"\n"
@@ -79,8 +81,10 @@ def _answer(status: int, error: str, message: str, scope: dict[str, Any], starte
         (b"x-request-id", request_id(incoming.decode("latin-1") or None).encode()),
         (b"x-response-time", elapsed_ms(started, time.perf_counter()).encode()),
     ]
-    return ({"type": "http.response.start", "status": status, "headers": headers},
-            {"type": "http.response.body", "body": body, "more_body": False})
+    return (
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body, "more_body": False},
+    )
 
 
 class Guard:
@@ -97,9 +101,10 @@ class Guard:
         self.app = app
         self.quart = quart
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         declared: bytes | None = None  # Content-Length
         chunked = False  # Transfer-Encoding
@@ -110,14 +115,16 @@ class Guard:
             elif name == b"transfer-encoding":
                 chunked = True
         if chunked and declared is not None:
-            for message in _answer(400, "bad_request", "a request may not carry both Content-Length and "
-                                   "Transfer-Encoding", scope, started):
+            for message in _answer(
+                400, "bad_request", "a request may not carry both Content-Length and Transfer-Encoding", scope, started
+            ):
                 await send(message)
             return
-        timeout = self.quart.extensions["hostpulse"].limits.body_timeout
+        timeout = resources_of(self.quart).settings.limits.body_timeout
         has_body = chunked or declared not in (None, b"0") or scope.get("http_version", "1.1").startswith("2")
         if not timeout or not has_body:
-            return await self.app(scope, receive, send)  # no body to wait for
+            await self.app(scope, receive, send)  # no body to wait for
+            return
         await _BodyWatch(self.app, timeout, scope, started).run(receive, send)
 
 
@@ -125,7 +132,7 @@ class _BodyWatch:
     """One request whose body is awaited: 408 and the connection closed when no piece of it
     arrives for ``timeout`` seconds while the app waits for one."""
 
-    def __init__(self, app: Any, timeout: float, scope: dict[str, Any], started: float) -> None:
+    def __init__(self, app: Any, timeout: float, scope: Scope, started: float) -> None:
         self.app, self.timeout, self.scope, self.started = app, timeout, scope, started
         self.loop = asyncio.get_running_loop()
         self.pending = True  # the body is not complete yet
@@ -135,8 +142,8 @@ class _BodyWatch:
         self.responded = False
         self.timer: asyncio.TimerHandle | None = None
 
-    async def run(self, receive: Any, send: Any) -> None:
-        async def timed_receive() -> dict[str, Any]:
+    async def run(self, receive: Receive, send: Send) -> None:
+        async def timed_receive() -> Message:
             if not self.pending:
                 return await receive()
             task = asyncio.current_task()
@@ -156,7 +163,7 @@ class _BodyWatch:
                 self.pending = False
             return message
 
-        async def watched_send(message: dict[str, Any]) -> None:
+        async def watched_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.responded = True
             if not self.timed_out:
@@ -168,8 +175,13 @@ class _BodyWatch:
             if self.timer is not None:
                 self.timer.cancel()
         if self.timed_out and not self.responded:
-            for message in _answer(408, "request_timeout", f"no byte of the request body arrived for "
-                                   f"{self.timeout:g} s", self.scope, self.started):
+            for message in _answer(
+                408,
+                "request_timeout",
+                f"no byte of the request body arrived for {self.timeout:g} s",
+                self.scope,
+                self.started,
+            ):
                 await send(message)
 
     def _check(self) -> None:
@@ -189,8 +201,6 @@ class _BodyWatch:
 
 # --- connections per token, two Authorization lines on a handshake ---------------------
 
-COUNTS = "hostpulse.connections"
-
 
 def _token_key(values: list[str]) -> str | None:
     token = bearer(",".join(values)) if values else None
@@ -201,15 +211,18 @@ def _take_slot(values: list[str]) -> None:
     """Count this request or WebSocket against its token; 429 past the cap."""
     if g.get("user") is None:  # public, and no valid token: nothing held for anyone
         return
-    cap = current_app.extensions["hostpulse"].limits.connections_per_token
+    cap = get_settings().limits.connections_per_token
     key = _token_key(values)
     if not cap or key is None:
         return
-    counts: Counter[str] = current_app.extensions[COUNTS]
+    counts = get_resources().connections
     if counts[key] >= cap:
-        raise ApiError(429, "too_many_requests",
-                       f"this token already has {cap} requests and WebSockets in progress here",
-                       headers={"Retry-After": "1"})
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"this token already has {cap} requests and WebSockets in progress here",
+            headers={"Retry-After": "1"},
+        )
     counts[key] += 1
     g.connection_slot = key
 
@@ -217,7 +230,7 @@ def _take_slot(values: list[str]) -> None:
 def _give_slot_back(_: BaseException | None = None) -> None:
     key = g.pop("connection_slot", None)
     if key is not None:
-        counts: Counter[str] = current_app.extensions[COUNTS]
+        counts = get_resources().connections
         counts[key] -= 1
         if counts[key] <= 0:
             del counts[key]
@@ -233,8 +246,7 @@ async def _enter_websocket() -> None:
         return
     values = websocket.headers.getlist("Authorization")
     if len(values) > 1:  # as HTTP reads them: joined, one token (never a known one)
-        settings = current_app.extensions["hostpulse"]
-        g.user = authorize(settings, websocket.url_rule.rule, "GET", ",".join(values))
+        g.user = authorize(get_settings(), websocket.url_rule.rule, "GET", ",".join(values))
     _take_slot(values)
 
 
@@ -246,9 +258,8 @@ def install(app: Quart) -> None:
     """After the interceptors (their authentication runs first), before the access log (which
     then logs the answers given here)."""
     strict_chunk_extensions()
-    app.extensions[COUNTS] = Counter()
     app.before_request(_enter_request)
     app.before_websocket(_enter_websocket)
     app.teardown_request(_leave)
     app.teardown_websocket(_leave)
-    app.asgi_app = Guard(app.asgi_app, app)  # type: ignore[method-assign]
+    app.asgi_app = Guard(app.asgi_app, app)  # type: ignore[method-assign, assignment]  # app/asgi.py

@@ -36,8 +36,9 @@ def auth(role: str) -> dict[str, str]:
 
 def load(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job in a separate load process."""
-    out = subprocess.run([sys.executable, "-m", "bench.load", json.dumps(job)], cwd=ROOT, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.load", json.dumps(job)], cwd=ROOT, check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 
@@ -62,20 +63,30 @@ def wrk(url: str, connections: int, duration: float, headers: dict[str, str]) ->
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": _seconds(pct["50"]) if "50" in pct else None, "p99": _seconds(pct["99"]) if "99" in pct else None,
+        "p50": _seconds(pct["50"]) if "50" in pct else None,
+        "p99": _seconds(pct["99"]) if "99" in pct else None,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
-        "errors": sum(map(int, errors.groups())) if errors else 0, "tool": "wrk",
+        "errors": sum(map(int, errors.groups())) if errors else 0,
+        "tool": "wrk",
     }
 
 
 def rate(server: Server, path: str, connections: int, duration: float, headers: dict[str, str]) -> dict[str, Any]:
     if shutil.which("wrk"):
         return wrk(server.base + path, connections, duration, headers)
-    return load({"kind": "rate", "url": server.base + path, "connections": connections, "duration": duration,
-                 "headers": headers})
+    return load(
+        {
+            "kind": "rate",
+            "url": server.base + path,
+            "connections": connections,
+            "duration": duration,
+            "headers": headers,
+        }
+    )
 
 
 # --- workloads -----------------------------------------------------------------------------
+
 
 class Bench:
     def __init__(self, servers: list[Server], quick: bool, workdir: Path) -> None:
@@ -99,8 +110,15 @@ class Bench:
             self.record(workload, bases[base], _round_of(results))
 
     def seed001(self) -> None:
-        self.sequential("seed001-post-data", 2 if self.quick else 5, warmup=3 * port_workers(), method="POST",
-                        path="/data/", headers={**auth("agent"), "Content-Type": "application/json"}, body="seed001")
+        self.sequential(
+            "seed001-post-data",
+            2 if self.quick else 5,
+            warmup=3 * port_workers(),
+            method="POST",
+            path="/data/",
+            headers={**auth("agent"), "Content-Type": "application/json"},
+            body="seed001",
+        )
 
     def get_data(self) -> None:
         self.sequential("get-data", 5 if self.quick else 20, method="GET", path="/data/", headers=auth("viewer"))
@@ -116,22 +134,35 @@ class Bench:
             with open(path, "wb") as f:
                 for _ in range(mib):
                     f.write(block)
-        self.sequential(f"demo-upload-{mib}MiB", count, method="POST", path="/demo", headers=auth("admin"),
-                        upload=str(path))
+        self.sequential(
+            f"demo-upload-{mib}MiB", count, method="POST", path="/demo", headers=auth("admin"), upload=str(path)
+        )
 
     def exec_poll(self) -> None:
         bases = {s.base: s.name for s in self.servers}
-        out = load({"kind": "exec_poll", "bases": list(bases), "count": 2 if self.quick else 5,
-                    "headers": auth("admin")})
+        out = load(
+            {"kind": "exec_poll", "bases": list(bases), "count": 2 if self.quick else 5, "headers": auth("admin")}
+        )
         for base, results in out["results"].items():
             self.record("exec-poll", bases[base], _round_of(results))
 
     def slow(self) -> None:
         for server in self._rotated():
-            self.record("slow-1000", server.name, load({
-                "kind": "slow", "url": server.base + "/json/dict", "connections": 1000,
-                "duration": 6 if self.quick else 12, "ramp": 1.0, "pause": 0.05, "think": 1.0,
-            }))
+            self.record(
+                "slow-1000",
+                server.name,
+                load(
+                    {
+                        "kind": "slow",
+                        "url": server.base + "/json/dict",
+                        "connections": 1000,
+                        "duration": 6 if self.quick else 12,
+                        "ramp": 1.0,
+                        "pause": 0.05,
+                        "think": 1.0,
+                    }
+                ),
+            )
 
     def _rotated(self) -> list[Server]:
         n = sum(len(v) for v in self.samples.values()) % len(self.servers)
@@ -152,6 +183,7 @@ def _round_of(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- memory of the port for a large upload and download ------------------------------------
+
 
 def tree_rss(pid: int) -> dict[int, int]:
     import psutil
@@ -205,10 +237,17 @@ def memory(server: Server, mib: int, workdir: Path) -> dict[str, Any]:
         path.unlink()
     growth = {pid: peak[pid] - baseline.get(pid, 0) for pid in peak}
     return {
-        "server": server.name, "mib": mib, "upload_and_echo_s": up["total"], "download_s": down["total"],
-        "echo_bytes": up["bytes"], "download_bytes": down["bytes"],
-        "baseline_rss": baseline, "peak_rss": peak, "growth": growth,
-        "max_growth_mib": max(growth.values()) / MiB, "total_growth_mib": sum(max(0, g) for g in growth.values()) / MiB,
+        "server": server.name,
+        "mib": mib,
+        "upload_and_echo_s": up["total"],
+        "download_s": down["total"],
+        "echo_bytes": up["bytes"],
+        "download_bytes": down["bytes"],
+        "baseline_rss": baseline,
+        "peak_rss": peak,
+        "growth": growth,
+        "max_growth_mib": max(growth.values()) / MiB,
+        "total_growth_mib": sum(max(0, g) for g in growth.values()) / MiB,
     }
 
 
@@ -220,6 +259,7 @@ def _stored_name(server: Server, path: Path) -> str:
 
 # --- tables --------------------------------------------------------------------------------
 
+
 def median_of(samples: list[dict[str, Any]], key: str) -> float | None:
     values = [s[key] for s in samples if s.get(key) is not None]
     return statistics.median(values) if values else None
@@ -227,15 +267,29 @@ def median_of(samples: list[dict[str, Any]], key: str) -> float | None:
 
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     # workload: (key, heading, format) ... ; the first column is the ratio's basis
-    "seed001-post-data": [("total", "end to end", "s"), ("transfer", "transfer", "s"), ("server", "unpack (server)", "s")],
+    "seed001-post-data": [
+        ("total", "end to end", "s"),
+        ("transfer", "transfer", "s"),
+        ("server", "unpack (server)", "s"),
+    ],
     "get-data": [("total", "end to end", "s")],
-    "json-dict-50": [("rps", "req/s", "n"), ("p50", "p50", "s"), ("p99", "p99", "s"), ("errors", "errors", "i"),
-                     ("non2xx", "non-2xx", "i")],
+    "json-dict-50": [
+        ("rps", "req/s", "n"),
+        ("p50", "p50", "s"),
+        ("p99", "p99", "s"),
+        ("errors", "errors", "i"),
+        ("non2xx", "non-2xx", "i"),
+    ],
     "demo-upload-1MiB": [("total", "end to end", "s")],
     "demo-upload-100MiB": [("total", "end to end", "s")],
     "exec-poll": [("total", "exec to finished", "s"), ("exec", "exec answer", "s"), ("polls", "polls", "n")],
-    "slow-1000": [("rps", "req/s", "n"), ("p50", "p50", "s"), ("p99", "p99", "s"), ("clients_served", "served", "i"),
-                  ("errors", "errors", "i")],
+    "slow-1000": [
+        ("rps", "req/s", "n"),
+        ("p50", "p50", "s"),
+        ("p99", "p99", "s"),
+        ("clients_served", "served", "i"),
+        ("errors", "errors", "i"),
+    ],
 }
 HIGHER_IS_BETTER = {"rps"}
 
@@ -267,10 +321,14 @@ def table(workload: str, per_server: dict[str, list[dict[str, Any]]], extra: dic
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"## {workload}"]
     if extra:
-        lines.append("   " + ", ".join(f"{k}: {fmt(statistics.median(v), 's' if k == 'pack' else 'i')}"
-                                       for k, v in extra.items()))
+        lines.append(
+            "   "
+            + ", ".join(f"{k}: {fmt(statistics.median(v), 's' if k == 'pack' else 'i')}" for k, v in extra.items())
+        )
     for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths)))
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines), figures
@@ -278,9 +336,12 @@ def table(workload: str, per_server: dict[str, list[dict[str, Any]]], extra: dic
 
 # --- main ----------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs, no 100 MiB upload, no memory run")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds, shorter runs, no 100 MiB upload, no memory run"
+    )
     parser.add_argument("--rounds", type=int, help="rounds (default 3 quick, 5 full)")
     parser.add_argument("--only", help="comma-separated workloads: " + ",".join(COLUMNS) + ",memory")
     parser.add_argument("--servers", default=",".join(ALL), help="comma-separated servers (default: all)")
@@ -301,9 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         with running(names, workdir) as servers:
             bench = Bench(servers, args.quick, workdir)
             steps: list[tuple[str, Callable[[], None]]] = [
-                ("seed001-post-data", bench.seed001), ("get-data", bench.get_data), ("json-dict-50", bench.json_dict),
+                ("seed001-post-data", bench.seed001),
+                ("get-data", bench.get_data),
+                ("json-dict-50", bench.json_dict),
                 ("demo-upload-1MiB", lambda: bench.upload(1, 2 if args.quick else 5)),
-                ("exec-poll", bench.exec_poll), ("slow-1000", bench.slow),
+                ("exec-poll", bench.exec_poll),
+                ("slow-1000", bench.slow),
             ]
             if not args.quick:
                 steps.insert(4, ("demo-upload-100MiB", lambda: bench.upload(100, 1)))
@@ -323,13 +387,21 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"memory: {memory_mib} MiB through {server.name}", file=sys.stderr, flush=True)
                         mem.append(memory(server, memory_mib, workdir))
     report: dict[str, Any] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(time.time() - started, 1),
-        "quick": args.quick, "rounds": rounds, "workers": port_workers(), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "load": "wrk" if shutil.which("wrk") else "aiohttp (bench/load.py)",
-        "workloads": {}, "memory": mem,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(time.time() - started, 1),
+        "quick": args.quick,
+        "rounds": rounds,
+        "workers": port_workers(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load": "wrk" if shutil.which("wrk") else "aiohttp (bench/load.py)",
+        "workloads": {},
+        "memory": mem,
     }
-    print(f"# hostpulse bench: {rounds} rounds, {port_workers()} workers each, {os.cpu_count()} CPUs, "
-          f"load from {report['load']}")
+    print(
+        f"# hostpulse bench: {rounds} rounds, {port_workers()} workers each, {os.cpu_count()} CPUs, "
+        f"load from {report['load']}"
+    )
     report["failures"] = bench.extra.pop("failures", [])
     for workload, per_server in bench.samples.items():
         extra = bench.extra.get(workload, {})
@@ -337,10 +409,12 @@ def main(argv: list[str] | None = None) -> int:
         report["workloads"][workload] = {"figures": figures, "extra": extra, "samples": per_server}
         print("\n" + text)
     for m in mem:
-        print(f"\n## memory: {m['mib']} MiB up (echoed back) and down, {ALL[m['server']]}\n"
-              f"   largest growth of one process {m['max_growth_mib']:.1f} MiB, all processes "
-              f"{m['total_growth_mib']:.1f} MiB; upload+echo {m['upload_and_echo_s']:.2f} s, "
-              f"download {m['download_s']:.2f} s")
+        print(
+            f"\n## memory: {m['mib']} MiB up (echoed back) and down, {ALL[m['server']]}\n"
+            f"   largest growth of one process {m['max_growth_mib']:.1f} MiB, all processes "
+            f"{m['total_growth_mib']:.1f} MiB; upload+echo {m['upload_and_echo_s']:.2f} s, "
+            f"download {m['download_s']:.2f} s"
+        )
     RESULTS.mkdir(exist_ok=True)
     tag = ("-" + args.label) if args.label else ""
     out = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}{tag}.json"

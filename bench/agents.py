@@ -36,7 +36,9 @@ from queue import Empty
 from typing import Any
 
 import psutil
+
 from hostpulse.processes import stop_group
+from hostpulse.samples import wire_form
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -112,8 +114,7 @@ async def _agent(index: int, url: str, start_at: float, stop_at: float, values: 
             ready.clear()
             while queued and len(in_flight) < WINDOW:
                 seq, made = queued.popleft()
-                batch = {"host": host, "run": run, "seq": seq, "dropped": 0,
-                         "samples": [{"ts": time.time(), "values": {n: random.random() * 100 for n in names}}]}
+                batch = wire_form(host, run, seq, 0, [(time.time(), {n: random.random() * 100 for n in names})])
                 in_flight[seq] = made
                 await ws.send_str(json.dumps(batch))
                 out["sent"] += 1
@@ -132,7 +133,7 @@ async def _agent(index: int, url: str, start_at: float, stop_at: float, values: 
             seq += 1
             next_at += 1.0
         deadline = loop.time() + 15
-        while (queued or in_flight) and loop.time() < deadline and not receiving.done():
+        while (queued or in_flight) and loop.time() < deadline and not receiving.done():  # noqa: ASYNC110 -- draining, 15 s at most
             await asyncio.sleep(0.05)
     finally:
         out["unacked"] += len(queued) + len(in_flight)
@@ -150,21 +151,33 @@ async def _load(first: int, count: int, url: str, ramp: float, duration: float, 
     begin = loop.time() + 0.5
     measure_from = begin + ramp + 2.0
     stop_at = measure_from + duration
-    out: dict[str, Any] = {"held": 0, "peak_held": 0, "sent": 0, "produced": 0, "acked": [], "latencies": [], "unacked": 0,
-                           "connect_errors": 0, "error_answers": 0, "errors": [], "window": (measure_from, stop_at)}
+    out: dict[str, Any] = {
+        "held": 0,
+        "peak_held": 0,
+        "sent": 0,
+        "produced": 0,
+        "acked": [],
+        "latencies": [],
+        "unacked": 0,
+        "connect_errors": 0,
+        "error_answers": 0,
+        "errors": [],
+        "window": (measure_from, stop_at),
+    }
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         out["session"] = session
-        await asyncio.gather(*(
-            _agent(first + i, url, begin + ramp * i / max(1, count), stop_at, values, out) for i in range(count)
-        ))
+        await asyncio.gather(
+            *(_agent(first + i, url, begin + ramp * i / max(1, count), stop_at, values, out) for i in range(count))
+        )
     del out["session"]
     out["window"] = duration
     return out
 
 
-def load_process(first: int, count: int, url: str, ramp: float, duration: float, values: int,
-                 results: multiprocessing.Queue) -> None:
+def load_process(
+    first: int, count: int, url: str, ramp: float, duration: float, values: int, results: multiprocessing.Queue
+) -> None:
     raise_fd_limit()
     try:
         import uvloop
@@ -211,24 +224,39 @@ def server_connections(proc: psutil.Process, port: int) -> int:
     held = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            held += sum(1 for c in p.net_connections("tcp")
-                        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+            held += sum(
+                1 for c in p.net_connections("tcp") if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
         except psutil.NoSuchProcess:
             pass
     return held
 
 
 def start_service(instance: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    from hostpulse.settings import write_test_config
+    from hostpulse.testing import write_test_config
 
     # every simulated agent shares one token: the per-token connection cap (256 a worker) is lifted
     write_test_config(instance, {"agent": AGENT_TOKEN, "viewer": VIEWER_TOKEN}, limits={"connections_per_token": 0})
     log = open(instance / "service.log", "wb")
     proc = subprocess.Popen(
-        [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--access-logfile", "-", "--access-logformat", "-",
-         "app:create_app()"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "hypercorn"),
+            "--config",
+            str(ROOT / "hypercorn.toml"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            "-",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "HOSTPULSE_INSTANCE": str(instance)},
     )
     log.close()
@@ -259,8 +287,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def measure_agent(url: str, seconds: float, workdir: Path) -> dict[str, float]:
     """The real agent at a 1 s interval, default metrics: its CPU (% of one core) and RSS."""
-    argv = [sys.executable, "-m", "agent", "--server", url, "--token", AGENT_TOKEN, "--interval", "1",
-            "--spool", str(workdir / "agent-spool"), "--host", "bench-real-agent"]
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "--server",
+        url,
+        "--token",
+        AGENT_TOKEN,
+        "--interval",
+        "1",
+        "--spool",
+        str(workdir / "agent-spool"),
+        "--host",
+        "bench-real-agent",
+    ]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         p = psutil.Process(proc.pid)
@@ -304,14 +345,17 @@ def main(argv: list[str] | None = None) -> int:
         share = [args.agents // processes + (1 if i < args.agents % processes else 0) for i in range(processes)]
         firsts = [sum(share[:i]) for i in range(processes)]
         ctx = multiprocessing.get_context("spawn")
-        loaders = [ctx.Process(target=load_process, args=(firsts[i], share[i], url, ramp, args.duration, args.values, queue))
-                   for i in range(processes)]
+        loaders = [
+            ctx.Process(target=load_process, args=(firsts[i], share[i], url, ramp, args.duration, args.values, queue))
+            for i in range(processes)
+        ]
         for p in loaders:
             p.start()
         loader_procs = [psutil.Process(p.pid) for p in loaders]
 
         def cpu_now() -> tuple[float, float, float]:
             return time.monotonic() - started, tree_cpu(sproc), sum(tree_cpu(p) for p in loader_procs)
+
         peak_rss, held_server = rss_before, 0
         started = time.monotonic()
         results: list[dict[str, Any]] = []

@@ -35,16 +35,23 @@ def seed_payload() -> tuple[bytes, float]:
 
 def multipart_parts(path: Path) -> tuple[bytes, bytes, int]:
     head = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\n42\r\n"
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="id"\r\n\r\n42\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     tail = f"\r\n--{BOUNDARY}--\r\n".encode()
     return head, tail, len(head) + path.stat().st_size + len(tail)
 
 
-def one_request(base: str, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
-                upload: Path | None = None, timeout: float = 600) -> dict[str, Any]:
+def one_request(
+    base: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    upload: Path | None = None,
+    timeout: float = 600,
+) -> dict[str, Any]:
     """One request on a new connection, the answer read whole: timings, status, sizes."""
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
@@ -75,7 +82,10 @@ def one_request(base: str, method: str, path: str, headers: dict[str, str], body
     conn.close()
     server_ms = resp.getheader("X-Response-Time")
     return {
-        "status": resp.status, "total": done - started, "after_send": done - sent, "bytes": size,
+        "status": resp.status,
+        "total": done - started,
+        "after_send": done - sent,
+        "bytes": size,
         "server": float(server_ms) / 1000 if server_ms else None,
     }
 
@@ -96,7 +106,7 @@ def sequential(job: dict[str, Any]) -> dict[str, Any]:
         for base in bases:
             one_request(base, job["method"], job["path"], job["headers"], body, upload)
     for i in range(job["count"]):
-        order = bases[i % len(bases):] + bases[: i % len(bases)]
+        order = bases[i % len(bases) :] + bases[: i % len(bases)]
         for base in order:
             if job.get("kind") == "exec_poll":
                 results[base].append(exec_poll(base, job["headers"], f"bench-{os.getpid()}-{i}"))
@@ -125,8 +135,12 @@ def exec_poll(base: str, headers: dict[str, str], job_id: str) -> dict[str, Any]
         if state.get("status") == "finished" or time.perf_counter() - started > 30:
             break
         time.sleep(0.005)
-    return {"status": 200 if state.get("status") == "finished" else 504, "total": time.perf_counter() - started,
-            "exec": accepted, "polls": polls}
+    return {
+        "status": 200 if state.get("status") == "finished" else 504,
+        "total": time.perf_counter() - started,
+        "exec": accepted,
+        "polls": polls,
+    }
 
 
 def summary(latencies: list[float]) -> dict[str, float | None]:
@@ -155,7 +169,7 @@ async def rate(job: dict[str, Any]) -> dict[str, Any]:
                         await resp.read()
                         counts["ok" if resp.status < 400 else "non2xx"] += 1
                     latencies.append(time.perf_counter() - started)
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     counts["errors"] += 1
 
         began = time.perf_counter()
@@ -170,7 +184,7 @@ async def slow_clients(job: dict[str, Any]) -> dict[str, Any]:
     connection (a new one when the server closed it)."""
     url = urlsplit(job["url"])
     n, duration, pause, think = job["connections"], job["duration"], job["pause"], job["think"]
-    request = (f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n" "User-Agent: bench-slow\r\n").encode()
+    request = (f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nUser-Agent: bench-slow\r\n").encode()
     latencies: list[float] = []
     counts = {"ok": 0, "errors": 0, "reconnects": 0}
     served: set[int] = set()
@@ -201,7 +215,7 @@ async def slow_clients(job: dict[str, Any]) -> dict[str, Any]:
                     reader = writer = None
                     counts["reconnects"] += 1
                 await asyncio.sleep(think)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                 counts["errors"] += 1
                 if writer is not None:
                     writer.close()

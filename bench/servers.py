@@ -14,8 +14,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hostpulse.settings import write_test_config
 from hostpulse.processes import stop_group
+from hostpulse.testing import write_test_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,14 +50,44 @@ class Server:
     def argv(self, workers: int) -> list[str]:
         bind = f"127.0.0.1:{self.port}"
         if self.name == "flask-gunicorn":
-            return [str(BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "sync",
-                    "--bind", bind, "--timeout", "300", "compat.flask_app:create_app()"]
+            return [
+                str(BIN / "gunicorn"),
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "sync",
+                "--bind",
+                bind,
+                "--timeout",
+                "300",
+                "compat.flask_app:create_app()",
+            ]
         if self.name == "flask-dev":
-            return [str(BIN / "flask"), "--app", "compat.flask_app:create_app()", "run",
-                    "--host", "127.0.0.1", "--port", str(self.port), "--no-reload", "--no-debugger"]
+            return [
+                str(BIN / "flask"),
+                "--app",
+                "compat.flask_app:create_app()",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-reload",
+                "--no-debugger",
+            ]
         worker_class = self.name.removeprefix("port-")
-        return [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", bind,
-                "--workers", str(workers), "--worker-class", worker_class, "app:create_app()"]
+        return [
+            str(BIN / "hypercorn"),
+            "--config",
+            str(ROOT / "hypercorn.toml"),
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--worker-class",
+            worker_class,
+            "app:create_app()",
+        ]
 
 
 ALL = {
@@ -101,7 +131,11 @@ def running(names: list[str], workdir: Path, env: dict[str, str] | None = None) 
             log = open(server.instance / "server.log", "wb")
             stack.callback(log.close)
             server.proc = subprocess.Popen(
-                server.argv(workers), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                server.argv(workers),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 env={**os.environ, **(env or {}), "HOSTPULSE_INSTANCE": str(server.instance)},
             )
             stack.callback(stop, server)

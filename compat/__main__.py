@@ -17,45 +17,67 @@ import sys
 import time
 from pathlib import Path
 
+from .allow import AllowList, unused_allow_entries
 from .apps import DEFAULT_CANDIDATE, DEFAULT_REFERENCE, AppSpec, InstanceSetup
 from .corpus import DEFAULT_CORPUS, CorpusError, load
 from .loading import SetupError
 from .report import print_text, verdict, write_report
+from .results import PairReport
 from .runfile import RunFile, RunFileError
 from .runfile import load as load_runfile
-from .allow import AllowList, unused_allow_entries
-from .results import PairReport
 
 DEFAULT_ALLOW = Path(__file__).resolve().parent / "allowlist.toml"
 DEFAULT_LOGS = "compat-logs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hostpulse-compat",
-                                description="Prove, request by request, that a port answers like its reference.")
+    p = argparse.ArgumentParser(
+        prog="hostpulse-compat", description="Prove, request by request, that a port answers like its reference."
+    )
     p.add_argument("--config", metavar="FILE", help="a run file (TOML): the two sides, setup hook, corpus")
-    p.add_argument("--mode", choices=["inprocess", "live", "fuzz", "all"], default=None,
-                   help="default: the run file's modes, else inprocess")
-    p.add_argument("--fuzz", type=int, default=None, metavar="N",
-                   help="fuzz requests to generate (default 2000; implies fuzz in --mode all)")
+    p.add_argument(
+        "--mode",
+        choices=["inprocess", "live", "fuzz", "all"],
+        default=None,
+        help="default: the run file's modes, else inprocess",
+    )
+    p.add_argument(
+        "--fuzz",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fuzz requests to generate (default 2000; implies fuzz in --mode all)",
+    )
     p.add_argument("--fuzz-seed", type=int, default=None, help="seed of the fuzz run (reproducible)")
     p.add_argument("--reference", default=None, metavar="MODULE:FACTORY")
     p.add_argument("--candidate", default=None, metavar="MODULE:FACTORY")
     p.add_argument("--corpus", default=None, metavar="PATH", help="corpus directory or file")
-    p.add_argument("--allow", default=None, metavar="PATH",
-                   help="allow-list (default: the run file's, compat/allowlist.toml for the built-in corpus, "
-                        "else allowlist.toml beside the corpus if present)")
-    p.add_argument("--report", action="append", default=[], metavar="FILE",
-                   help="write a report: .json or .html (repeatable)")
-    p.add_argument("--logs", default=None, metavar="DIR",
-                   help=f"where the apps' own logs go (default ./{DEFAULT_LOGS}; its old *.log files are removed)")
+    p.add_argument(
+        "--allow",
+        default=None,
+        metavar="PATH",
+        help="allow-list (default: the run file's, compat/allowlist.toml for the built-in corpus, "
+        "else allowlist.toml beside the corpus if present)",
+    )
+    p.add_argument(
+        "--report", action="append", default=[], metavar="FILE", help="write a report: .json or .html (repeatable)"
+    )
+    p.add_argument(
+        "--logs",
+        default=None,
+        metavar="DIR",
+        help=f"where the apps' own logs go (default ./{DEFAULT_LOGS}; its old *.log files are removed)",
+    )
     p.add_argument("--smoke", action="store_true", help="live mode: only the scenarios tagged smoke")
     p.add_argument("--tag", action="append", default=[], help="only scenarios with this tag")
     p.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
     p.add_argument("--mutants", action="store_true", help="also run the mutant self-check")
-    p.add_argument("--servers", default=None,
-                   help="live mode: comma-separated subset of gunicorn,hypercorn,hypercorn-wsgi "
-                        "(default gunicorn,hypercorn: what a team deploys)")
+    p.add_argument(
+        "--servers",
+        default=None,
+        help="live mode: comma-separated subset of gunicorn,hypercorn,hypercorn-wsgi "
+        "(default gunicorn,hypercorn: what a team deploys)",
+    )
     p.add_argument("--workers", type=int, default=None, help="live mode: workers per server")
     p.add_argument("--keep", action="store_true", help="keep the instance folders")
     p.add_argument("-v", "--verbose", action="store_true", help="every difference, not one example per group")
@@ -173,29 +195,63 @@ def _run(args: argparse.Namespace, runfile: RunFile | None) -> int:
             live_tags = (tags or set()) | ({"smoke"} if args.smoke else set())
             scenarios = corpus.select(mode="live", tags=live_tags or None, names=names)
             try:
-                reports.extend(run_live(reference, candidate, scenarios, setup, allow, keep=args.keep,
-                                        servers=servers, workers=workers, logs=logs, limits=limits,
-                                        edges=not (args.smoke or names or tags)))
+                reports.extend(
+                    run_live(
+                        reference,
+                        candidate,
+                        scenarios,
+                        setup,
+                        allow,
+                        keep=args.keep,
+                        servers=servers,
+                        workers=workers,
+                        logs=logs,
+                        limits=limits,
+                        edges=not (args.smoke or names or tags),
+                    )
+                )
             except LiveError as exc:
                 raise SetupError(f"live: {exc}") from None
         elif mode == "fuzz":
             from .fuzz import run_fuzz
 
-            reports.append(run_fuzz(reference, candidate, setup, allow, n=fuzz_n, seed=seed, keep=args.keep,
-                                    logs=logs, corpus=corpus.scenarios, limits=limits))
-        say(f"{mode} done in {time.monotonic() - t0:.1f}s ({sum(len(r.results) for r in reports if r.mode == mode)} requests)")
+            reports.append(
+                run_fuzz(
+                    reference,
+                    candidate,
+                    setup,
+                    allow,
+                    n=fuzz_n,
+                    seed=seed,
+                    keep=args.keep,
+                    logs=logs,
+                    corpus=corpus.scenarios,
+                    limits=limits,
+                )
+            )
+        say(
+            f"{mode} done in {time.monotonic() - t0:.1f}s ({sum(len(r.results) for r in reports if r.mode == mode)} requests)"
+        )
     if args.mutants or run.get("mutants"):
         from .mutants import self_check
 
         t0 = time.monotonic()
-        checks = self_check(reference, candidate, corpus.select(mode="inprocess", tags=tags, names=names),
-                            setup, logs=logs)
+        checks = self_check(
+            reference, candidate, corpus.select(mode="inprocess", tags=tags, names=names), setup, logs=logs
+        )
         say(f"mutant self-check done in {time.monotonic() - t0:.1f}s")
     unused = unused_allow_entries(allow, reports)
     print_text(reports, sys.stdout, unused=unused, checks=checks, verbose=args.verbose, logs=logs)
-    meta = {"reference": str(reference), "candidate": str(candidate), "corpus": str(corpus_path),
-            "allow": str(allow_path), "modes": modes, "logs": str(logs), "run_file": str(args.config or ""),
-            "seconds": round(time.monotonic() - started, 1)}
+    meta = {
+        "reference": str(reference),
+        "candidate": str(candidate),
+        "corpus": str(corpus_path),
+        "allow": str(allow_path),
+        "modes": modes,
+        "logs": str(logs),
+        "run_file": str(args.config or ""),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     configured = run.get("report", [])
     for path in args.report or ([configured] if isinstance(configured, str) else configured):
         write_report(Path(path), reports, unused=unused, meta=meta, checks=checks)

@@ -40,7 +40,7 @@ class AllowList:
         self.source = source
 
     @classmethod
-    def load(cls, path: Path | None) -> "AllowList":
+    def load(cls, path: Path | None) -> AllowList:
         if path is None or not Path(path).exists():
             return cls([], str(path or ""))
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -52,10 +52,15 @@ class AllowList:
             for k in ("scenario", "difference"):
                 if not item.get(k):
                     raise ValueError(f"{path}: allow[{n}] needs {k}")
-            entries.append(AllowEntry(
-                scenario=item["scenario"], difference=item["difference"], reason=reason,
-                modes=tuple(item.get("modes", ())), pair=item.get("pair", "*"),
-            ))
+            entries.append(
+                AllowEntry(
+                    scenario=item["scenario"],
+                    difference=item["difference"],
+                    reason=reason,
+                    modes=tuple(item.get("modes", ())),
+                    pair=item.get("pair", "*"),
+                )
+            )
         return cls(entries, str(path))
 
     def find(self, key: str, diff: Difference, mode: str, pair: str) -> AllowEntry | None:
@@ -73,10 +78,12 @@ def unused_allow_entries(allow: AllowList, reports: list[PairReport] | None = No
         if e.used:
             continue
         if reports is not None:
-            played = [r for r in reports if (not e.modes or r.mode in e.modes)
-                      and fnmatch.fnmatchcase(r.pair, e.pair)]
-            if not any(fnmatch.fnmatchcase(k.key, e.scenario) or fnmatch.fnmatchcase(k.scenario, e.scenario)
-                       for r in played for k in r.results):
+            played = [r for r in reports if (not e.modes or r.mode in e.modes) and fnmatch.fnmatchcase(r.pair, e.pair)]
+            if not any(
+                fnmatch.fnmatchcase(k.key, e.scenario) or fnmatch.fnmatchcase(k.scenario, e.scenario)
+                for r in played
+                for k in r.results
+            ):
                 continue  # its scenarios were not played in this run
         out.append(e)
     return out

@@ -42,9 +42,16 @@ class AppSpec:
         if is_file_target(module):
             base = self.path or Path.cwd()
             module = str((base / module).resolve()) if not Path(module).is_absolute() else module
-        return SideSpec(app=f"{module}:{attr}", side=side, path=str(self.path) if self.path else None,
-                        hook=self.hook, hook_path=str(self.hook_path) if self.hook_path else None,
-                        kwargs=kwargs, wrap=wrap, secret_key=self.secret_key)
+        return SideSpec(
+            app=f"{module}:{attr}",
+            side=side,
+            path=str(self.path) if self.path else None,
+            hook=self.hook,
+            hook_path=str(self.hook_path) if self.hook_path else None,
+            kwargs=kwargs,
+            wrap=wrap,
+            secret_key=self.secret_key,
+        )
 
     def __str__(self) -> str:
         return self.label or self.target
@@ -97,8 +104,9 @@ class Instance:
         self.client.close()
 
 
-def start_side(spec: AppSpec, side: str, workdir: Workdir, setup: InstanceSetup, label: str,
-               wrap: str | None = None) -> Instance:
+def start_side(
+    spec: AppSpec, side: str, workdir: Workdir, setup: InstanceSetup, label: str, wrap: str | None = None
+) -> Instance:
     """A fresh instance of one side in its own interpreter (raises SetupError, one line)."""
     folder = workdir.new_instance_dir(label)
     setup.prepare(folder)

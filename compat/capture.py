@@ -27,8 +27,24 @@ from html.parser import HTMLParser
 
 __all__ = ["capture_html", "check_spec", "parse_selector", "Compound"]
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-        "source", "track", "wbr", "keygen", "command"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "param",
+    "source",
+    "track",
+    "wbr",
+    "keygen",
+    "command",
+}
 
 
 @dataclass

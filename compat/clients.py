@@ -143,7 +143,7 @@ def _body_parts(body: bytes | Iterable[bytes] | None) -> tuple[bool, list[bytes]
 def is_asgi_app(app: Any) -> bool:
     """True for an ASGI 3 application (Quart, Starlette, any ``async def app(scope, receive, send)``)."""
     # Quart and Flask both have ``wsgi_app``; Quart's __call__ is a coroutine function.
-    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", None)
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", None)  # noqa: B004 -- the method is inspected, not callability
     if call is None:
         return False
     if inspect.iscoroutinefunction(call):
@@ -158,7 +158,7 @@ def is_asgi_app(app: Any) -> bool:
     return list(params)[:3] == ["scope", "receive", "send"]
 
 
-def client_for(app: Any) -> "AppClient":
+def client_for(app: Any) -> AppClient:
     """A WSGI client for a WSGI app (Flask), an ASGI client for an ASGI app (Quart)."""
     if is_asgi_app(app):
         return ASGIClient(app)
@@ -181,7 +181,7 @@ class AppClient:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "AppClient":
+    def __enter__(self) -> AppClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -477,8 +477,7 @@ class ASGIClient(AppClient):
                     raise RuntimeError("http.response.start sent twice")
                 result["status"] = int(message["status"])
                 result["headers"] = [
-                    (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-                    for k, v in message.get("headers", [])
+                    (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", [])
                 ]
             elif kind == "http.response.body":
                 if "status" not in result:

@@ -128,10 +128,17 @@ class Noise:
     secondary: Reply | None = field(default=None, compare=False, repr=False)
 
     def empty(self) -> bool:
-        return not (self.status or self.headers or self.header_presence or self.json_paths
-                    or self.body or self.accumulated or self.cookies)
+        return not (
+            self.status
+            or self.headers
+            or self.header_presence
+            or self.json_paths
+            or self.body
+            or self.accumulated
+            or self.cookies
+        )
 
-    def merge(self, other: "Noise") -> None:
+    def merge(self, other: Noise) -> None:
         self.status |= other.status
         self.headers |= other.headers
         self.header_presence |= other.header_presence
@@ -156,9 +163,15 @@ class Noise:
         return out
 
 
-def learn_noise(primary: Reply, secondary: Reply, ignore: tuple[str, ...],
-                acc_p: dict[str, str] | None = None, acc_s: dict[str, str] | None = None,
-                *, secret_key: str | None = None) -> Noise:
+def learn_noise(
+    primary: Reply,
+    secondary: Reply,
+    ignore: tuple[str, ...],
+    acc_p: dict[str, str] | None = None,
+    acc_s: dict[str, str] | None = None,
+    *,
+    secret_key: str | None = None,
+) -> Noise:
     noise = Noise(secondary=secondary)
     if primary.status != secondary.status:
         noise.status = True
@@ -239,8 +252,7 @@ def learn_cookie_noise(vp: list[str], vs: list[str], secret_key: str | None = No
     return out
 
 
-def compare_cookies(vr: list[str], vc: list[str], noise: Noise, out: "Outcome",
-                    secret_key: str | None = None) -> None:
+def compare_cookies(vr: list[str], vc: list[str], noise: Noise, out: Outcome, secret_key: str | None = None) -> None:
     """Compare the ``Set-Cookie`` headers of reference and candidate (module docstring)."""
     diffs = out.differences
     lr, lc = dict(cookie_list(vr)), dict(cookie_list(vc))
@@ -263,8 +275,15 @@ def compare_cookies(vr: list[str], vc: list[str], noise: Noise, out: "Outcome",
         if "order" in noise.cookies:
             out.noise_hits.append("cookie:order")
         else:
-            diffs.append(Difference("header-value", "set-cookie", vr, vc,
-                                    f"cookie order differs: {common} / {[i for i in lc if i in lr]}"))
+            diffs.append(
+                Difference(
+                    "header-value",
+                    "set-cookie",
+                    vr,
+                    vc,
+                    f"cookie order differs: {common} / {[i for i in lc if i in lr]}",
+                )
+            )
     for ident in common:
         _compare_cookie(ident, lr[ident], lc[ident], ls.get(ident), noise, out, secret_key)
 
@@ -276,8 +295,9 @@ def _raw(values: list[str], cookie: SetCookie) -> str:
     return f"{cookie.name}={cookie.value}"
 
 
-def _compare_cookie(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None, noise: Noise,
-                    out: "Outcome", secret_key: str | None) -> None:
+def _compare_cookie(
+    ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None, noise: Noise, out: Outcome, secret_key: str | None
+) -> None:
     diffs = out.differences
     # attribute names: exactly (noisy only if the candidate's are the secondary's)
     nr, nc = r.attr_names(), c.attr_names()
@@ -288,14 +308,11 @@ def _compare_cookie(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None,
             appeared = [a for a in dict.fromkeys(nc) if nc.count(a) > nr.count(a)]
             vanished = [a for a in dict.fromkeys(nr) if nr.count(a) > nc.count(a)]
             for a in appeared:
-                diffs.append(Difference("cookie-attribute", f"{ident};{a}", None, c.attr(a),
-                                        "attribute appeared"))
+                diffs.append(Difference("cookie-attribute", f"{ident};{a}", None, c.attr(a), "attribute appeared"))
             for a in vanished:
-                diffs.append(Difference("cookie-attribute", f"{ident};{a}", r.attr(a), None,
-                                        "attribute vanished"))
+                diffs.append(Difference("cookie-attribute", f"{ident};{a}", r.attr(a), None, "attribute vanished"))
             if not appeared and not vanished:
-                diffs.append(Difference("cookie-attribute", f"{ident};order", nr, nc,
-                                        "attribute order differs"))
+                diffs.append(Difference("cookie-attribute", f"{ident};order", nr, nc, "attribute order differs"))
     # attribute values
     ar, ac = _attr_values(r), _attr_values(c)
     as_ = _attr_values(s) if s is not None else {}
@@ -337,17 +354,34 @@ def _one(values: list[str | None]) -> Any:
 
 def _values_compatible(a: list[str | None], b: list[str | None]) -> bool:
     return len(a) == len(b) and all(
-        x == y or (x is not None and y is not None and forms_compatible(x, y)) for x, y in zip(a, b))
+        x == y or (x is not None and y is not None and forms_compatible(x, y)) for x, y in zip(a, b)
+    )
 
 
-def _compare_session(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None, sr: Any, sc: Any,
-                     noise: Noise, out: "Outcome", secret_key: str | None) -> None:
+def _compare_session(
+    ident: str,
+    r: SetCookie,
+    c: SetCookie,
+    s: SetCookie | None,
+    sr: Any,
+    sc: Any,
+    noise: Noise,
+    out: Outcome,
+    secret_key: str | None,
+) -> None:
     diffs = out.differences
     if secret_key is not None and sr.verified and not sc.verified:
-        diffs.append(Difference("cookie-session", f"{ident}:signature", sr.signature, sc.signature,
-                                "the candidate's session cookie does not verify with the secret key"))
+        diffs.append(
+            Difference(
+                "cookie-session",
+                f"{ident}:signature",
+                sr.signature,
+                sc.signature,
+                "the candidate's session cookie does not verify with the secret key",
+            )
+        )
     ss = decode_session(s.value, secret_key) if s is not None else None
-    noisy = {n[len(ident):] for n in noise.cookies if n.startswith(ident + "$")}
+    noisy = {n[len(ident) :] for n in noise.cookies if n.startswith(ident + "$")}
     groups: dict[str, list[tuple[str, Any, Any, str]]] = {}
     for path, a, b, what in json_diff(sr.raw, sc.raw):
         p = _noisy_path(path, noisy)
@@ -361,8 +395,15 @@ def _compare_session(ident: str, r: SetCookie, c: SetCookie, s: SetCookie | None
         if json_compatible(vr, vc) or (ss is not None and json_compatible(vs, vc)):
             out.noise_hits.append(f"cookie:{ident}{p}")
         else:
-            diffs.append(Difference("cookie-session", f"{ident}{p}", _jsonish(vr), _jsonish(vc),
-                                    f"noisy session field, form differs too ({items[0][3]})"))
+            diffs.append(
+                Difference(
+                    "cookie-session",
+                    f"{ident}{p}",
+                    _jsonish(vr),
+                    _jsonish(vc),
+                    f"noisy session field, form differs too ({items[0][3]})",
+                )
+            )
     if (sr.timestamp, sr.signature) != (sc.timestamp, sc.signature):
         out.noise_hits.append(f"cookie:{ident} timestamp/signature (masked)")
 
@@ -381,23 +422,37 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # app-level, not on the wire
 
 
-def _length_follows_masked_body(reference: Reply, candidate: Reply, hr: dict[str, list[str]],
-                                hc: dict[str, list[str]], noise: Noise) -> bool:
+def _length_follows_masked_body(
+    reference: Reply, candidate: Reply, hr: dict[str, list[str]], hc: dict[str, list[str]], noise: Noise
+) -> bool:
     """Whether two Content-Lengths differ only because the JSON bodies differ in fields that
     are compared by shape (noise) or as accumulated values (a polled job's output): the
     bodies with those fields masked are equal byte for byte, so the length says nothing more."""
     masked = noise.json_paths | noise.covered
-    if not masked or "content-length" not in hr or "content-length" not in hc or hr["content-length"] == hc["content-length"]:
+    if (
+        not masked
+        or "content-length" not in hr
+        or "content-length" not in hc
+        or hr["content-length"] == hc["content-length"]
+    ):
         return False
     if not (is_json_reply(reference) and is_json_reply(candidate)):
         return False
     return mask_json(reference.body, masked) == mask_json(candidate.body, masked)
 
 
-def compare(reference: Reply, candidate: Reply, noise: Noise, *, ignore: tuple[str, ...],
-            live: bool = False, acc_ref: dict[str, str] | None = None,
-            acc_cand: dict[str, str] | None = None, method: str = "GET",
-            secret_key: str | None = None) -> Outcome:
+def compare(
+    reference: Reply,
+    candidate: Reply,
+    noise: Noise,
+    *,
+    ignore: tuple[str, ...],
+    live: bool = False,
+    acc_ref: dict[str, str] | None = None,
+    acc_cand: dict[str, str] | None = None,
+    method: str = "GET",
+    secret_key: str | None = None,
+) -> Outcome:
     """What a client would see differ between the reference's answer and the candidate's."""
     out = Outcome()
     _compare_status(reference, candidate, noise, out)
@@ -423,8 +478,16 @@ def _compare_status(reference: Reply, candidate: Reply, noise: Noise, out: Outco
         out.differences.append(Difference("status", "status", reference.status, candidate.status))
 
 
-def _compare_headers(reference: Reply, candidate: Reply, noise: Noise, out: Outcome, *,
-                     ignore: tuple[str, ...], live: bool, secret_key: str | None) -> None:
+def _compare_headers(
+    reference: Reply,
+    candidate: Reply,
+    noise: Noise,
+    out: Outcome,
+    *,
+    ignore: tuple[str, ...],
+    live: bool,
+    secret_key: str | None,
+) -> None:
     sec = noise.secondary
     diffs = out.differences
     hr, hc = header_map(reference, ignore), header_map(candidate, ignore)
@@ -452,12 +515,10 @@ def _compare_headers(reference: Reply, candidate: Reply, noise: Noise, out: Outc
                 diffs.append(Difference("header-extra", name, None, hc[name]))
         elif hr[name] != hc[name]:
             if name in noise.headers or name in noise.header_presence:
-                if _values_compatible(hr[name], hc[name]) or (
-                        name in hs and _values_compatible(hs[name], hc[name])):
+                if _values_compatible(hr[name], hc[name]) or (name in hs and _values_compatible(hs[name], hc[name])):
                     out.noise_hits.append(f"header:{name}")
                 else:
-                    diffs.append(Difference("header-value", name, hr[name], hc[name],
-                                            "noisy header: forms differ too"))
+                    diffs.append(Difference("header-value", name, hr[name], hc[name], "noisy header: forms differ too"))
             else:
                 diffs.append(Difference("header-value", name, hr[name], hc[name]))
         elif name in noise.headers:
@@ -471,13 +532,18 @@ def _compare_body(reference: Reply, candidate: Reply, noise: Noise, out: Outcome
         _compare_json(reference, candidate, jr, jc, noise, out)
     elif reference.body != candidate.body:
         sec = noise.secondary
-        if noise.body and sec is not None and text_within_noise(
-            *(r.body.decode("utf-8", "replace") for r in (reference, sec, candidate))
+        if (
+            noise.body
+            and sec is not None
+            and text_within_noise(*(r.body.decode("utf-8", "replace") for r in (reference, sec, candidate)))
         ):
             out.noise_hits.append("body")
         else:
-            out.differences.append(Difference("body", "body", reference.body, candidate.body,
-                                              first_difference(reference.body, candidate.body)))
+            out.differences.append(
+                Difference(
+                    "body", "body", reference.body, candidate.body, first_difference(reference.body, candidate.body)
+                )
+            )
 
 
 def _compare_json(reference: Reply, candidate: Reply, jr: Any, jc: Any, noise: Noise, out: Outcome) -> None:
@@ -501,8 +567,9 @@ def _compare_json(reference: Reply, candidate: Reply, jr: Any, jc: Any, noise: N
             if json_compatible(vr, vc) or (ok_s and json_compatible(json_get(js, noisy), vc)):
                 out.noise_hits.append(f"json:{noisy}")
             else:
-                diffs.append(Difference("json", noisy, _jsonish(vr), _jsonish(vc),
-                                        f"noisy field, form differs too ({whats[0]})"))
+                diffs.append(
+                    Difference("json", noisy, _jsonish(vr), _jsonish(vc), f"noisy field, form differs too ({whats[0]})")
+                )
     if not any(d.kind == "json" for d in diffs):
         mr = mask_json(reference.body, noise.json_paths | noise.covered)
         mc = mask_json(candidate.body, noise.json_paths | noise.covered)

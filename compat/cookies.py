@@ -24,9 +24,10 @@ import json
 import re
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = [
     "SetCookie",
@@ -283,8 +284,9 @@ def decode_session(value: str, secret_key: Any = None) -> SessionValue | None:
     return SessionValue(loaded, raw, payload, ts, sig, compressed, verified)
 
 
-def encode_session(raw: Any, secret_key: Any = None, *, timestamp: str | int | None = None,
-                   signature: str | None = None) -> str:
+def encode_session(
+    raw: Any, secret_key: Any = None, *, timestamp: str | int | None = None, signature: str | None = None
+) -> str:
     """A session cookie value for the plain JSON data ``raw`` (tags already as JSON objects).
 
     Compact JSON, zlib-compressed when that is shorter (as itsdangerous does). The timestamp

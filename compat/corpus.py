@@ -49,9 +49,10 @@ import itertools
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .instance import TOKENS, UNKNOWN_TOKEN, InstanceSetup
 
@@ -59,10 +60,36 @@ MODES = ("inprocess", "live")
 BOUNDARY = "compatboundary7MA4YWxkTrZu0gW"
 
 REQUEST_KEYS = {
-    "name", "method", "path", "auth", "headers", "content_type", "body", "body_hex", "body_b64",
-    "json", "body_size", "body_fill", "body_gen", "form", "files", "urlencoded", "chunked",
-    "chunk_size", "tags", "modes", "note", "capture", "until", "max_tries", "interval",
-    "accumulate", "compare", "action", "file", "seconds",
+    "name",
+    "method",
+    "path",
+    "auth",
+    "headers",
+    "content_type",
+    "body",
+    "body_hex",
+    "body_b64",
+    "json",
+    "body_size",
+    "body_fill",
+    "body_gen",
+    "form",
+    "files",
+    "urlencoded",
+    "chunked",
+    "chunk_size",
+    "tags",
+    "modes",
+    "note",
+    "capture",
+    "until",
+    "max_tries",
+    "interval",
+    "accumulate",
+    "compare",
+    "action",
+    "file",
+    "seconds",
 }
 
 
@@ -177,6 +204,7 @@ _GENERATED: dict[str, bytes] = {}
 
 def _content_bytes(spec: dict[str, Any], prefix: str = "") -> bytes | None:
     """Bytes from ``content``/``content_hex``/``content_b64``/``size``+``fill`` style keys."""
+
     def key(k: str) -> str:
         return prefix + k
 
@@ -195,13 +223,17 @@ def multipart(fields: list[tuple[str, str]], files: list[dict[str, Any]]) -> byt
     out = bytearray()
     for name, value in fields:
         out += f"--{BOUNDARY}\r\n".encode()
-        out += f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode("utf-8")
+        out += f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
         out += str(value).encode("utf-8") + b"\r\n"
     for f in files:
         content = f.get("content")
         data = content.encode("utf-8") if isinstance(content, str) else None
         if data is None:
-            data = _content_bytes(f, "content_") if any(k.startswith("content_") and k != "content_type" for k in f) else None
+            data = (
+                _content_bytes(f, "content_")
+                if any(k.startswith("content_") and k != "content_type" for k in f)
+                else None
+            )
         if data is None:
             data = _content_bytes(f) or b""
         out += f"--{BOUNDARY}\r\n".encode()
@@ -326,7 +358,18 @@ def _headers(value: Any, where: str) -> list[tuple[str, str]]:
     raise CorpusError(f"{where}: bad headers")
 
 
-BODY_KEYS = ("body", "body_hex", "body_b64", "json", "body_size", "body_fill", "body_gen", "form", "files", "urlencoded")
+BODY_KEYS = (
+    "body",
+    "body_hex",
+    "body_b64",
+    "json",
+    "body_size",
+    "body_fill",
+    "body_gen",
+    "form",
+    "files",
+    "urlencoded",
+)
 
 
 def _step(data: dict[str, Any], where: str, default_name: str) -> Step:
@@ -391,8 +434,12 @@ def _scenario(data: dict[str, Any], where: str, source: str) -> Scenario:
             raise CorpusError(f"{where}: unknown mode {m!r}")
     step = _step(data, where, data["name"])
     return Scenario(
-        name=data["name"], steps=[step], tags=tuple(data.get("tags", ())), modes=modes,
-        note=str(data.get("note", "")), source=source,
+        name=data["name"],
+        steps=[step],
+        tags=tuple(data.get("tags", ())),
+        modes=modes,
+        note=str(data.get("note", "")),
+        source=source,
     )
 
 
@@ -407,7 +454,7 @@ def _expand(matrix: dict[str, Any], where: str) -> Iterator[dict[str, Any]]:
     base = {k: v for k, v in matrix.items() if k != "vary"}
     for combo in itertools.product(*(vary[k] for k in keys)):
         variables = dict(zip(keys, combo))
-        yield _deep(base, lambda s: substitute_vars(s, variables))
+        yield _deep(base, lambda s: substitute_vars(s, variables))  # noqa: B023 -- _deep calls it at once
 
 
 def _sequence(item: dict[str, Any], defaults: dict[str, Any], where: str, src: str) -> Scenario:
@@ -415,8 +462,9 @@ def _sequence(item: dict[str, Any], defaults: dict[str, Any], where: str, src: s
         raise CorpusError(f"{where}: a sequence needs a name")
     unknown = set(item) - {"name", "step", "tags", "modes", "note", "cookies"}
     if unknown:
-        raise CorpusError(f"{where}: unknown key(s) {sorted(unknown)} "
-                          "(a sequence has name, tags, modes, note, cookies, step)")
+        raise CorpusError(
+            f"{where}: unknown key(s) {sorted(unknown)} (a sequence has name, tags, modes, note, cookies, step)"
+        )
     steps_data = item.get("step", [])
     if not steps_data:
         raise CorpusError(f"{where}: a sequence needs [[sequence.step]]s")
@@ -430,9 +478,13 @@ def _sequence(item: dict[str, Any], defaults: dict[str, Any], where: str, src: s
         raise CorpusError(f"{where}: step names must be unique: {names}")
     modes = tuple(item.get("modes", defaults.get("modes", MODES)))
     return Scenario(
-        name=item["name"], steps=steps,
+        name=item["name"],
+        steps=steps,
         tags=tuple(defaults.get("tags", [])) + tuple(item.get("tags", [])),
-        modes=modes, note=str(item.get("note", "")), source=src, cookies=bool(item.get("cookies", True)),
+        modes=modes,
+        note=str(item.get("note", "")),
+        source=src,
+        cookies=bool(item.get("cookies", True)),
     )
 
 
@@ -476,8 +528,9 @@ class Corpus:
         base = self.root if self.root.is_dir() else self.root.parent
         return InstanceSetup.from_dict(self.instance, base)
 
-    def select(self, *, mode: str | None = None, tags: set[str] | None = None,
-               names: set[str] | None = None) -> list[Scenario]:
+    def select(
+        self, *, mode: str | None = None, tags: set[str] | None = None, names: set[str] | None = None
+    ) -> list[Scenario]:
         out = []
         for s in self.scenarios:
             if mode and mode not in s.modes:
@@ -511,8 +564,12 @@ def load(path: str | Path) -> Corpus:
         if s.name in seen:
             raise CorpusError(f"duplicate scenario name {s.name!r} ({seen[s.name]} and {s.source})")
         seen[s.name] = s.source
-    return Corpus(scenarios=scenarios, root=root,
-                  instance_file=instance_file if instance_file.exists() else None, instance=instance)
+    return Corpus(
+        scenarios=scenarios,
+        root=root,
+        instance_file=instance_file if instance_file.exists() else None,
+        instance=instance,
+    )
 
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent / "corpus"

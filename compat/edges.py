@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .corpus import MODES, Scenario, Step
-from .fuzz import Hints, Rules
+from .hints import Hints, Rules
 
 MIB = 1024 * 1024
 HTTP_VERSION = "HTTP/1.1"
@@ -44,8 +44,11 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 # variable to substitute, no query string or fragment
 PLAIN_PATH = re.compile(r"/[!-~]*")
 PLACEHOLDERS = {
-    "IntegerConverter": "1", "FloatConverter": "1.0", "UUIDConverter": "00000000-0000-0000-0000-000000000000",
-    "PathConverter": "x", "UnicodeConverter": "x",
+    "IntegerConverter": "1",
+    "FloatConverter": "1.0",
+    "UUIDConverter": "00000000-0000-0000-0000-000000000000",
+    "PathConverter": "x",
+    "UnicodeConverter": "x",
 }
 
 
@@ -79,7 +82,7 @@ def _fill_rule(rule: str, convs: dict[str, str], values: dict[str, list[str]]) -
     for name, conv in convs.items():
         known = [v for v in values.get(name, []) if _plain("/" + v)]
         value = known[0] if known else PLACEHOLDERS.get(conv, "x")
-        path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + r">", lambda _m: value, path, count=1)
+        path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + r">", lambda _m: value, path, count=1)  # noqa: B023 -- called by re.sub here
     return path if _plain(path) else "/"
 
 
@@ -149,8 +152,14 @@ def _scenario(name: str, kind: str, target: Target, note: str, **step: object) -
     fields: dict[str, object] = {"method": target.method, "path": target.path, "auth": target.auth}
     fields.update(step)
     request = Step(name="request", **fields)  # type: ignore[arg-type]
-    return Scenario(name=name, steps=[request], tags=("edge", kind), modes=MODES,
-                    note=f"{note} ({target.method} {target.rule})", source="edges")
+    return Scenario(
+        name=name,
+        steps=[request],
+        tags=("edge", kind),
+        modes=MODES,
+        note=f"{note} ({target.method} {target.rule})",
+        source="edges",
+    )
 
 
 def edge_scenarios(rules: Rules, hints: Hints | None, limits: list[int]) -> list[Scenario]:
@@ -162,26 +171,55 @@ def edge_scenarios(rules: Rules, hints: Hints | None, limits: list[int]) -> list
     post = _target(rules, hints, body=True)
     out: list[Scenario] = []
     for length in REQUEST_LINES:
-        out.append(_scenario(f"edge-request-line-{length}", "request-line", get,
-                             f"a request line of {length} bytes",
-                             path=_padded_path(get.method, get.path, length)))
+        out.append(
+            _scenario(
+                f"edge-request-line-{length}",
+                "request-line",
+                get,
+                f"a request line of {length} bytes",
+                path=_padded_path(get.method, get.path, length),
+            )
+        )
     for length in HEADER_LINES:
         value = "a" * (length - len(header_line(PAD_HEADER, "")))
-        out.append(_scenario(f"edge-header-{length}", "header", get, f"a header line of {length} bytes",
-                             headers=[(PAD_HEADER, value)]))
-    out.append(_scenario(f"edge-header-count-{HEADER_COUNT}", "header", get, f"{HEADER_COUNT} more headers",
-                         headers=[(f"{PAD_HEADER}-{i:03d}", "a") for i in range(HEADER_COUNT)]))
+        out.append(
+            _scenario(
+                f"edge-header-{length}",
+                "header",
+                get,
+                f"a header line of {length} bytes",
+                headers=[(PAD_HEADER, value)],
+            )
+        )
+    out.append(
+        _scenario(
+            f"edge-header-count-{HEADER_COUNT}",
+            "header",
+            get,
+            f"{HEADER_COUNT} more headers",
+            headers=[(f"{PAD_HEADER}-{i:03d}", "a") for i in range(HEADER_COUNT)],
+        )
+    )
 
     def body(name: str, size: int, note: str, kind: str = "body", chunked: bool = False) -> Scenario:
-        return _scenario(name, kind, post, note, content_type=post.content_type,
-                         body_spec={"body_size": size, "body_fill": BODY_FILL}, chunked=chunked)
+        return _scenario(
+            name,
+            kind,
+            post,
+            note,
+            content_type=post.content_type,
+            body_spec={"body_size": size, "body_fill": BODY_FILL},
+            chunked=chunked,
+        )
 
     out.append(body("edge-body-16mib", QUART_DEFAULT_MAX, "a body of 16 MiB, Quart's default MAX_CONTENT_LENGTH"))
     out.append(body("edge-body-16mib-plus-1", QUART_DEFAULT_MAX + 1, "a body of 16 MiB + 1"))
-    out.append(body("edge-body-16mib-plus-1-chunked", QUART_DEFAULT_MAX + 1, "a chunked body of 16 MiB + 1",
-                    chunked=True))
+    out.append(
+        body("edge-body-16mib-plus-1-chunked", QUART_DEFAULT_MAX + 1, "a chunked body of 16 MiB + 1", chunked=True)
+    )
     for limit in sorted({int(x) for x in limits if int(x) > 0}):
         out.append(body(f"edge-body-limit-{limit}", limit, f"a body at the configured limit {limit}", "limit"))
-        out.append(body(f"edge-body-limit-{limit}-plus-1", limit + 1, f"a body one byte over the limit {limit}",
-                        "limit"))
+        out.append(
+            body(f"edge-body-limit-{limit}-plus-1", limit + 1, f"a body one byte over the limit {limit}", "limit")
+        )
     return out

@@ -27,31 +27,49 @@ seed (``--fuzz-seed``).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import json
 import re
 import string
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import parse_qsl, quote, unquote
+from typing import Any
+from urllib.parse import quote
 
-from hypothesis import HealthCheck, Phase, given, seed as hyp_seed, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hyp_seed
 from hypothesis import strategies as st
 
-from .apps import AppSpec, InstanceSetup, Workdir
-from .corpus import AUTH_HEADERS, BOUNDARY, Scenario, Step, build_request, multipart, substitute_tokens
 from .allow import AllowList
+from .apps import AppSpec, InstanceSetup, Workdir
+from .corpus import AUTH_HEADERS, BOUNDARY, Scenario, Step, build_request, multipart
+from .hints import (  # noqa: F401 (part of fuzz's API)
+    BoundHints,
+    Hints,
+    RuleHints,
+    Rules,
+    learn_hints,
+    login_prefix,
+    route_rules,
+)
 from .results import PairReport, compare_runs
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 CONTENT_TYPES = [
-    None, "application/json", "application/json; charset=utf-8", "text/plain", "application/octet-stream",
-    "application/x-www-form-urlencoded", f"multipart/form-data; boundary={BOUNDARY}", "multipart/form-data",
-    "application/vnd.api+json", "text/json", "nonsense", "",
+    None,
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    f"multipart/form-data; boundary={BOUNDARY}",
+    "multipart/form-data",
+    "application/vnd.api+json",
+    "text/json",
+    "nonsense",
+    "",
 ]
 SEGMENT_ALPHABET = string.ascii_letters + string.digits + "-_.~ %+@:;,'\"!$&()*=<>[]{}|\\^`" + "é✓文\u00a0"
 QUERY_NAMES = ["id", "name", "list", "x", "token", "é"]
@@ -62,336 +80,9 @@ HEADER_ALPHABET = string.ascii_letters + string.digits + " -_.:/=;,\"'*()@"
 BIG_BODY_MAX = 400_000
 BIG_SIZES = [4095, 4096, 4097, 65535, 65536, 65537, 131072, 262144, 262145, 300_000, BIG_BODY_MAX]
 BIG_FILLS = ["a", " ", "0", "é", "{", "\x00", "ab\r\n"]
-# what makes a corpus sequence a login
-PASSWORD_FIELD = re.compile(r"pass|pwd", re.IGNORECASE)
-LOGIN_PATH = re.compile(r"log-?in|sign-?in", re.IGNORECASE)
-# corpus headers fuzz does not replay by name: auth, content type and cookies are generated
-# apart, and framing headers that lie would hang a live client
-UNLEARNT_HEADERS = {"authorization", "content-type", "content-length", "transfer-encoding", "host", "connection",
-                    "expect", "te", "trailer", "upgrade", "cookie"}
-Rules = list[tuple[str, list[str], dict[str, str]]]
 
 
-def route_rules(app: Any) -> Rules:
-    """(rule, methods, {argument: converter name}) of every rule, ``static`` ones included
-    (Flask's and Quart's ``/static/<path:filename>``, a blueprint's ``bp.static``): their
-    ``filename`` values come from the static files the corpus asks for (:class:`Hints`)."""
-    out = []
-    for rule in app.url_map.iter_rules():
-        convs = {name: type(conv).__name__ for name, conv in rule._converters.items()}
-        out.append((rule.rule, sorted(rule.methods or ()), convs))
-    out.sort()
-    return out
-
-
-# ---------------------------------------------------------------------------- hints from the corpus
-
-
-@dataclass
-class Seen:
-    """One request of the corpus, as far as fuzzing cares."""
-
-    scenario: str
-    method: str
-    path: str  # tokens substituted, without the query string; may hold ``${var}``
-    query: str
-    auth: str | None
-    content_type: str | None
-    body: str  # "", "json", "form" (multipart), "urlencoded", "raw"
-    fields: tuple[str, ...] = ()  # field names of the body
-    files: tuple[str, ...] = ()  # multipart file field names
-
-    @property
-    def concrete(self) -> bool:
-        """A path known before the run (no captured ``${var}`` in it)."""
-        return "${" not in self.path
-
-
-@dataclass
-class RuleHints:
-    """What the corpus sent to one rule."""
-
-    values: dict[str, list[str]] = field(default_factory=dict)  # argument -> values seen
-    paths: list[str] = field(default_factory=list)  # concrete paths seen
-    methods: list[str] = field(default_factory=list)
-    auths: list[str] = field(default_factory=list)  # most used first
-    json_fields: list[str] = field(default_factory=list)
-    form_fields: list[str] = field(default_factory=list)  # multipart and urlencoded fields
-    file_fields: list[str] = field(default_factory=list)
-    query_params: list[str] = field(default_factory=list)
-    content_types: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BoundHints:
-    """:class:`Hints` matched against a route table (:meth:`Hints.for_rules`)."""
-
-    rules: dict[str, RuleHints]
-    by_argument: dict[str, list[str]]  # argument name -> values seen on any rule
-    by_converter: dict[str, list[str]]  # converter class name -> values seen on any rule
-    matched: list[tuple[Seen, str]]  # every concrete corpus request with the rule it matched
-
-
-@dataclass
-class Hints:
-    """What the corpus teaches fuzzing (:func:`learn_hints`). Lists are sorted (a seed gives
-    the same requests whatever the order of the corpus files)."""
-
-    json_fields: list[str] = field(default_factory=list)  # keys of JSON object bodies
-    form_fields: list[str] = field(default_factory=list)  # multipart text and urlencoded fields
-    file_fields: list[str] = field(default_factory=list)  # multipart file fields
-    query_params: list[str] = field(default_factory=list)
-    headers: dict[str, list[str]] = field(default_factory=dict)  # name -> values as written
-    cookies: list[str] = field(default_factory=list)  # cookie names sent in Cookie headers
-    content_types: list[str] = field(default_factory=list)
-    static_files: list[str] = field(default_factory=list)  # "style.css" of "/static/style.css"
-    seen: list[Seen] = field(default_factory=list)  # every request of the corpus, in order
-    login: str | None = None  # name of the corpus sequence that logs in
-    _bound: tuple[tuple[str, ...], BoundHints] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def for_rules(self, rules: Rules) -> BoundHints:
-        """Corpus requests matched against ``rules`` (Werkzeug's matcher; a regex from the
-        rule for a rule whose converter a plain ``Map`` does not know): per-rule field
-        names, methods, auth, and the path values seen for every argument."""
-        key = tuple(r for r, _m, _c in rules)
-        if self._bound is not None and self._bound[0] == key:
-            return self._bound[1]
-        match = _matcher(rules)
-        convs = {r: c for r, _m, c in rules}
-        per: dict[str, dict[str, dict[str, None]]] = {r: {} for r in key}
-        auths: dict[str, Counter] = {r: Counter() for r in key}
-        by_argument: dict[str, dict[str, None]] = {}
-        by_converter: dict[str, dict[str, None]] = {}
-        matched = []
-        for seen in self.seen:
-            if not seen.concrete:
-                continue
-            found = match(seen.path)
-            if found is None:
-                continue
-            rule, args = found
-            matched.append((seen, rule))
-            p = per[rule]
-            for name, value in args.items():
-                p.setdefault("value:" + name, {})[value] = None
-                by_argument.setdefault(name, {})[value] = None
-                by_converter.setdefault(convs[rule].get(name, "UnicodeConverter"), {})[value] = None
-            p.setdefault("paths", {})[seen.path] = None
-            p.setdefault("methods", {})[seen.method] = None
-            auths[rule][seen.auth or "none"] += 1
-            kind = {"json": "json_fields", "form": "form_fields", "urlencoded": "form_fields"}.get(seen.body)
-            if kind:
-                p.setdefault(kind, {}).update(dict.fromkeys(f for f in seen.fields if "${" not in f))
-            p.setdefault("file_fields", {}).update(dict.fromkeys(seen.files))
-            p.setdefault("query_params", {}).update(dict.fromkeys(_query_names(seen.query)))
-            if seen.content_type:
-                p.setdefault("content_types", {})[seen.content_type] = None
-        out: dict[str, RuleHints] = {}
-        for rule in key:
-            p = per[rule]
-            values = {k[len("value:"):]: sorted(v) for k, v in p.items() if k.startswith("value:")}
-            if "filename" in convs[rule] and self.static_files:
-                values["filename"] = sorted(set(values.get("filename", [])) | set(self.static_files))
-            out[rule] = RuleHints(
-                values=values,
-                paths=sorted(p.get("paths", {})),
-                methods=sorted(p.get("methods", {})),
-                auths=[a for a, _n in sorted(auths[rule].items(), key=lambda kv: (-kv[1], kv[0]))],
-                **{k: sorted(p.get(k, {})) for k in ("json_fields", "form_fields", "file_fields", "query_params",
-                                                     "content_types")},
-            )
-        bound = BoundHints(rules=out, by_argument={k: sorted(v) for k, v in by_argument.items()},
-                           by_converter={k: sorted(v) for k, v in by_converter.items()}, matched=matched)
-        self._bound = (key, bound)
-        return bound
-
-
-def _query_names(query: str) -> list[str]:
-    return [k for k, _v in parse_qsl(query, keep_blank_values=True) if k and "${" not in k]
-
-
-def _rule_regex(rule: str) -> re.Pattern[str]:
-    out, pos = [], 0
-    part = r"<(?:(?P<conv>[A-Za-z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[A-Za-z_]\w*)>"
-    for m in re.finditer(part, rule):
-        out.append(re.escape(rule[pos : m.start()]))
-        out.append(f"(?P<{m['name']}>.+)" if m["conv"] == "path" else f"(?P<{m['name']}>[^/]+)")
-        pos = m.end()
-    out.append(re.escape(rule[pos:]))
-    return re.compile("".join(out))
-
-
-def _matcher(rules: Rules):
-    """``match(path) -> (rule, {argument: value}) | None`` for concrete (percent-encoded) paths."""
-    from werkzeug.routing import Map, Rule
-
-    url_map = Map(strict_slashes=False, merge_slashes=False)
-    fallback = []
-    for rule in dict.fromkeys(r for r, _m, _c in rules):
-        try:
-            url_map.add(Rule(rule, endpoint=rule))
-        except Exception:  # a converter only the app knows
-            fallback.append((rule, _rule_regex(rule)))
-    adapter = url_map.bind("localhost")
-
-    def match(path: str) -> tuple[str, dict[str, str]] | None:
-        decoded = unquote(path)
-        try:
-            rule, args = adapter.match(decoded, method="GET")
-            return str(rule), {k: str(v) for k, v in args.items()}
-        except Exception:  # no match, a redirect
-            pass
-        for rule, rx in fallback:
-            m = rx.fullmatch(decoded)
-            if m:
-                return rule, dict(m.groupdict())
-        return None
-
-    return match
-
-
-def _step_content_type(step: Step) -> str | None:
-    ctype = step.content_type
-    for name, value in step.headers:
-        if name.lower() == "content-type":
-            ctype = value
-    if ctype is None:
-        spec = step.body_spec
-        if "json" in spec:
-            ctype = "application/json"
-        elif "form" in spec or "files" in spec:
-            ctype = f"multipart/form-data; boundary={BOUNDARY}"
-        elif "urlencoded" in spec:
-            ctype = "application/x-www-form-urlencoded"
-    return substitute_tokens(ctype) if ctype is not None else None
-
-
-def _body_fields(step: Step, ctype: str | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(kind, field names, file field names) of a corpus step's body."""
-    spec = step.body_spec
-
-    def names(pairs: Any) -> tuple[str, ...]:
-        try:
-            return tuple(substitute_tokens(str(k)) for k, _v in pairs)
-        except (TypeError, ValueError):
-            return ()
-
-    if "json" in spec:
-        value = spec["json"]
-        return "json", tuple(substitute_tokens(str(k)) for k in value) if isinstance(value, dict) else (), ()
-    if "form" in spec or "files" in spec:
-        files = tuple(substitute_tokens(str(f.get("field", "file")))
-                      for f in spec.get("files", []) if isinstance(f, dict))
-        return "form", names(spec.get("form", [])), files
-    if "urlencoded" in spec:
-        return "urlencoded", names(spec["urlencoded"]), ()
-    text = None
-    try:
-        if "body" in spec:
-            text = substitute_tokens(str(spec["body"]))
-        elif "body_hex" in spec and len(spec["body_hex"]) <= 131072:
-            text = bytes.fromhex(spec["body_hex"]).decode("utf-8")
-        elif "body_b64" in spec and len(spec["body_b64"]) <= 87384:
-            text = base64.b64decode(spec["body_b64"]).decode("utf-8")
-    except ValueError:  # not hex, not base64, not UTF-8
-        text = None
-    if text is not None:
-        if "x-www-form-urlencoded" in (ctype or "").lower():
-            return "urlencoded", tuple(_query_names(text)), ()
-        if text.lstrip().startswith("{"):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                value = None
-            if isinstance(value, dict):
-                return "json", tuple(str(k) for k in value), ()
-        return "raw", (), ()
-    if any(k in spec for k in ("body_hex", "body_b64", "body_size", "body_gen")):
-        return "raw", (), ()
-    return "", (), ()
-
-
-def _seen(scenario: str, step: Step) -> Seen:
-    target = substitute_tokens(step.path).split("#", 1)[0]
-    path, _sep, query = target.partition("?")
-    ctype = _step_content_type(step)
-    kind, fields, files = _body_fields(step, ctype)
-    return Seen(scenario=scenario, method=step.method.upper(), path=path or "/", query=query, auth=step.auth,
-                content_type=ctype, body=kind, fields=fields, files=files)
-
-
-def _logs_in(seen: Seen) -> bool:
-    if seen.method != "POST":
-        return False
-    if seen.body in ("form", "urlencoded", "json") and any(PASSWORD_FIELD.search(f) for f in seen.fields):
-        return True
-    return bool(LOGIN_PATH.search(seen.path))
-
-
-LOGOUT_PATH = re.compile(r"log-?out|sign-?out", re.IGNORECASE)
-
-
-def login_prefix(scenario: Scenario) -> Scenario:
-    """The login sequence up to its last logging-in step before any logout: played first on
-    each instance, it leaves the cookies of a logged-in user (a sequence that registers,
-    logs in, works and logs out must not leave a logged-out jar)."""
-    last = None
-    for i, step in enumerate(scenario.steps):
-        if step.action:
-            continue
-        seen = _seen(scenario.name, step)
-        if LOGOUT_PATH.search(seen.path):
-            break
-        if _logs_in(seen):
-            last = i
-    return scenario if last is None else replace(scenario, steps=scenario.steps[: last + 1])
-
-
-def learn_hints(scenarios: list[Scenario]) -> Hints:
-    """What the corpus sends: field, query, header and cookie names, content types, static
-    files (paths under ``/static/``), every request (matched against a route table later,
-    :meth:`Hints.for_rules`), and ``login``: the first sequence one of whose steps POSTs a
-    password field (form, urlencoded or JSON) or POSTs to a path with login/signin in it."""
-    sets: dict[str, dict[str, None]] = {k: {} for k in ("json", "form", "file", "query", "cookie", "ctype", "static")}
-    headers: dict[str, dict[str, None]] = {}
-    seen_all: list[Seen] = []
-    login = None
-    for scenario in scenarios:
-        for step in scenario.steps:
-            if step.action:
-                continue
-            seen = _seen(scenario.name, step)
-            seen_all.append(seen)
-            if login is None and scenario.is_sequence and _logs_in(seen):
-                login = scenario.name
-            kind = {"json": "json", "form": "form", "urlencoded": "form"}.get(seen.body)
-            if kind:
-                sets[kind].update(dict.fromkeys(f for f in seen.fields if "${" not in f))
-            sets["file"].update(dict.fromkeys(seen.files))
-            sets["query"].update(dict.fromkeys(_query_names(seen.query)))
-            if seen.content_type:
-                sets["ctype"][seen.content_type] = None
-            static = unquote(seen.path).removeprefix("/static/") if seen.concrete else ""
-            if static and static != unquote(seen.path):
-                sets["static"][static] = None
-            for name, value in step.headers:
-                low = name.lower()
-                if low == "cookie":
-                    for part in value.split(";"):
-                        cookie = part.split("=", 1)[0].strip()
-                        if cookie:
-                            sets["cookie"][cookie] = None
-                elif low not in UNLEARNT_HEADERS and "${" not in name + value and not re.search(r"[\r\n]", value):
-                    headers.setdefault(name, {})[value] = None
-    return Hints(
-        json_fields=sorted(sets["json"]), form_fields=sorted(sets["form"]), file_fields=sorted(sets["file"]),
-        query_params=sorted(sets["query"]), headers={k: sorted(v)[:8] for k, v in sorted(headers.items())},
-        cookies=sorted(sets["cookie"]), content_types=sorted(sets["ctype"]), static_files=sorted(sets["static"]),
-        seen=seen_all, login=login,
-    )
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _segment(converter: str) -> st.SearchStrategy[str]:
     if converter in ("IntegerConverter",):
         return st.integers(min_value=-5, max_value=10**6).map(str)
@@ -407,14 +98,20 @@ def _segment(converter: str) -> st.SearchStrategy[str]:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=30),
     )
-    return st.recursive(scalars, lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)), max_leaves=15)
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)),
+        max_leaves=15,
+    )
 
 
 def _safe_cmd(value: Any) -> Any:
@@ -445,8 +142,9 @@ def _pick_cached(learnt: tuple[Any, ...], default: tuple[Any, ...], weight: int)
     return st.one_of(*([st.sampled_from(learnt)] * weight), st.sampled_from(default))
 
 
-def _value_pools(hints: Hints | None, bound: BoundHints | None, rh: RuleHints | None, name: str,
-                 conv: str) -> list[list[str]]:
+def _value_pools(
+    hints: Hints | None, bound: BoundHints | None, rh: RuleHints | None, name: str, conv: str
+) -> list[list[str]]:
     """Learnt values for one argument, the most specific first: the rule's own, the static
     files for a ``filename``, the argument's name on any rule, the converter's."""
     pools = []
@@ -503,8 +201,12 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
         else:
             value = draw(_segment(conv))
         safe = "/" if conv == "PathConverter" else ""
-        encoded = quote(value, safe=safe) if draw(st.booleans()) else value.replace("/", "%2F").replace("?", "%3F").replace("#", "%23")
-        path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + r">", lambda _m: encoded, path, count=1)
+        encoded = (
+            quote(value, safe=safe)
+            if draw(st.booleans())
+            else value.replace("/", "%2F").replace("?", "%3F").replace("#", "%23")
+        )
+        path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + r">", lambda _m: encoded, path, count=1)  # noqa: B023 -- called by re.sub here
     bend = draw(st.sampled_from(["none"] * 6 + ["slash", "unslash", "double", "upper", "suffix"]))
     if bend == "slash" and not path.endswith("/"):
         path += "/"
@@ -518,20 +220,25 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
         path = path.rstrip("/") + "/" + draw(st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=8))
     if draw(st.booleans()):
         qnames = _learnt(rh.query_params if rh else None, hints.query_params if hints else None)
-        pairs = draw(st.lists(st.tuples(_pick(qnames, QUERY_NAMES),
-                                        st.text(alphabet=SEGMENT_ALPHABET, max_size=12)), max_size=4))
+        pairs = draw(
+            st.lists(st.tuples(_pick(qnames, QUERY_NAMES), st.text(alphabet=SEGMENT_ALPHABET, max_size=12)), max_size=4)
+        )
         if pairs:
             path += "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
     method = draw(st.sampled_from(methods + METHODS + (rh.methods if rh else [])))
     auth = draw(_pick([a for a in (rh.auths if rh else []) if a in AUTH_HEADERS], list(AUTH_HEADERS), weight=1))
     headers: list[tuple[str, str]] = []
-    ctype = draw(_pick(_learnt(rh.content_types if rh else None, hints.content_types if hints else None),
-                       CONTENT_TYPES, weight=1))
+    ctype = draw(
+        _pick(
+            _learnt(rh.content_types if rh else None, hints.content_types if hints else None), CONTENT_TYPES, weight=1
+        )
+    )
     jnames = _learnt(rh.json_fields if rh else None, hints.json_fields if hints else None)
     fnames = _learnt(rh.form_fields if rh else None, hints.form_fields if hints else None)
     file_fields = _learnt(rh.file_fields if rh else None, hints.file_fields if hints else None)
-    kind = draw(st.sampled_from(
-        ["none", "none", "json", "json", "bad-json", "bytes", "text", "form", "urlencoded", "cmd"]))
+    kind = draw(
+        st.sampled_from(["none", "none", "json", "json", "bad-json", "bytes", "text", "form", "urlencoded", "cmd"])
+    )
     # about one request in 20 carries a big body: a draw of its own, away from the ends of the
     # range (Hypothesis favours a range's bounds and a list's first and last items)
     if draw(st.integers(min_value=0, max_value=19)) == 9:
@@ -546,7 +253,7 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
             value = draw(_json_values())
         body = json.dumps(_safe_cmd(value)).encode()
     elif kind == "bad-json":
-        body = draw(st.sampled_from([b"{", b"[1,", b"{'a': 1}", b"NaN", b"\xff\xfe", b"{\"a\": \"\\ud800\"}", b"[" * 50]))
+        body = draw(st.sampled_from([b"{", b"[1,", b"{'a': 1}", b"NaN", b"\xff\xfe", b'{"a": "\\ud800"}', b"[" * 50]))
     elif kind == "bytes":
         body = draw(st.binary(max_size=2000))
     elif kind == "text":
@@ -555,16 +262,24 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
         fields = draw(st.lists(st.tuples(_pick(fnames, FORM_NAMES), st.text(max_size=20)), max_size=5))
         files = []
         if draw(st.booleans()):
-            files.append({"field": draw(_pick(file_fields, ["file"])),
-                          "filename": draw(st.text(alphabet=SEGMENT_ALPHABET + "/", max_size=30)),
-                          "content": draw(st.text(max_size=200)),
-                          "content_type": draw(st.sampled_from(["text/plain", "application/octet-stream", "image/png", ""]))})
+            files.append(
+                {
+                    "field": draw(_pick(file_fields, ["file"])),
+                    "filename": draw(st.text(alphabet=SEGMENT_ALPHABET + "/", max_size=30)),
+                    "content": draw(st.text(max_size=200)),
+                    "content_type": draw(st.sampled_from(["text/plain", "application/octet-stream", "image/png", ""])),
+                }
+            )
         body = multipart(fields, files)
         if ctype is None or draw(st.booleans()):
             ctype = f"multipart/form-data; boundary={BOUNDARY}"
     elif kind == "urlencoded":
-        body = "&".join(f"{quote(k)}={quote(v)}" for k, v in draw(st.lists(
-            st.tuples(_pick(fnames, ["id", "name", "list"]), st.text(max_size=20)), max_size=4))).encode()
+        body = "&".join(
+            f"{quote(k)}={quote(v)}"
+            for k, v in draw(
+                st.lists(st.tuples(_pick(fnames, ["id", "name", "list"]), st.text(max_size=20)), max_size=4)
+            )
+        ).encode()
     elif kind == "cmd":
         body = json.dumps({"cmd": "x-" + draw(st.text(max_size=40))}).encode()
         if ctype is None:
@@ -584,25 +299,54 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
                 body = f"{quote(draw(_pick(fnames, ['id', 'name'])))}={quote(text)}".encode()
                 ctype = "application/x-www-form-urlencoded"
             elif shape == "multipart-file":
-                body = multipart([], [{"field": draw(_pick(file_fields, ["file"])), "filename": "big.bin", "size": size,
-                                       "fill": text[:1], "content_type": "application/octet-stream"}])
+                body = multipart(
+                    [],
+                    [
+                        {
+                            "field": draw(_pick(file_fields, ["file"])),
+                            "filename": "big.bin",
+                            "size": size,
+                            "fill": text[:1],
+                            "content_type": "application/octet-stream",
+                        }
+                    ],
+                )
                 ctype = f"multipart/form-data; boundary={BOUNDARY}"
             else:
                 body = multipart([(draw(_pick(fnames, FORM_NAMES)), text)], [])
                 ctype = f"multipart/form-data; boundary={BOUNDARY}"
     if ctype is not None:
         headers.append(("Content-Type", ctype))
-    extra = draw(st.lists(st.sampled_from([
-        ("X-Request-ID", "fuzz-req-1"), ("X-Request-ID", "bad id"), ("If-None-Match", "*"),
-        ("If-None-Match", '"abc"'), ("If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT"),
-        ("Range", "bytes=0-3"), ("Range", "bytes=-1"), ("Range", "bytes=9-1"), ("Accept", "text/html"),
-        ("Accept-Encoding", "gzip"), ("X-Forwarded-Proto", "https"),
-    ]), max_size=3, unique=True))
+    extra = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    ("X-Request-ID", "fuzz-req-1"),
+                    ("X-Request-ID", "bad id"),
+                    ("If-None-Match", "*"),
+                    ("If-None-Match", '"abc"'),
+                    ("If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT"),
+                    ("Range", "bytes=0-3"),
+                    ("Range", "bytes=-1"),
+                    ("Range", "bytes=9-1"),
+                    ("Accept", "text/html"),
+                    ("Accept-Encoding", "gzip"),
+                    ("X-Forwarded-Proto", "https"),
+                ]
+            ),
+            max_size=3,
+            unique=True,
+        )
+    )
     headers.extend(extra)
     if hints is not None and hints.headers and draw(st.integers(min_value=0, max_value=3)) == 0:
         hname = draw(st.sampled_from(sorted(hints.headers)))
-        headers.append((hname, draw(st.one_of(st.sampled_from(hints.headers[hname]),
-                                               st.text(alphabet=HEADER_ALPHABET, max_size=30)))))
+        headers.append(
+            (
+                hname,
+                draw(st.one_of(st.sampled_from(hints.headers[hname]), st.text(alphabet=HEADER_ALPHABET, max_size=30))),
+            )
+        )
     if hints is not None and hints.cookies and draw(st.integers(min_value=0, max_value=3)) == 0:
         cookie_value = st.text(alphabet=HEADER_ALPHABET.replace(";", ""), max_size=20)
         cookies = draw(st.lists(st.tuples(st.sampled_from(hints.cookies), cookie_value), min_size=1, max_size=3))
@@ -610,8 +354,16 @@ def _requests(draw: st.DrawFn, rules: Rules, hints: Hints | None, bound: BoundHi
     chunked = body is not None and draw(st.integers(min_value=0, max_value=9)) == 0
     # with the cookies of the corpus's login sequence (played first)
     session = draw(st.booleans()) and hints is not None and hints.login is not None
-    req = {"rule": rule, "method": method, "path": path, "auth": auth, "headers": headers,
-           "body": body, "chunked": chunked, "session": session}
+    req = {
+        "rule": rule,
+        "method": method,
+        "path": path,
+        "auth": auth,
+        "headers": headers,
+        "body": body,
+        "chunked": chunked,
+        "session": session,
+    }
     if body_spec is not None:
         req["body_spec"] = body_spec
     return req
@@ -652,8 +404,9 @@ def generate(rules: Rules, n: int, seed: int, hints: Hints | None = None) -> lis
     out: list[dict[str, Any]] = []
 
     @hyp_seed(seed)
-    @settings(max_examples=n, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n, phases=[Phase.generate], database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(requests(rules, hints))
     def collect(req: dict[str, Any]) -> None:
         out.append(req)
@@ -692,17 +445,34 @@ def to_scenarios(reqs: list[dict[str, Any]]) -> list[Scenario]:
     scenarios = []
     for i, req in enumerate(reqs, 1):
         body = req["body"]
-        step = Step(name="request", method=req["method"], path=req["path"], auth=req["auth"],
-                    headers=list(req["headers"]), body_spec=_body_spec(req), chunked=req["chunked"],
-                    chunk_size=97 if body is None or len(body) < 65536 else 8192)
+        step = Step(
+            name="request",
+            method=req["method"],
+            path=req["path"],
+            auth=req["auth"],
+            headers=list(req["headers"]),
+            body_spec=_body_spec(req),
+            chunked=req["chunked"],
+            chunk_size=97 if body is None or len(body) < 65536 else 8192,
+        )
         tags = ("fuzz", req["rule"]) + (("session",) if req.get("session") else ())
         scenarios.append(Scenario(name=_name(i, req), steps=[step], tags=tags, source="fuzz"))
     return scenarios
 
 
-def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow: AllowList, *, n: int = 2000,
-             seed: int = 0, keep: bool = False, logs: Path | None = None, corpus: list[Scenario] | None = None,
-             limits: list[int] = ()) -> PairReport:
+def run_fuzz(
+    reference: AppSpec,
+    candidate: AppSpec,
+    setup: InstanceSetup,
+    allow: AllowList,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    keep: bool = False,
+    logs: Path | None = None,
+    corpus: list[Scenario] | None = None,
+    limits: list[int] = (),
+) -> PairReport:
     """``n`` requests generated from the reference's routes and what the corpus shows (field
     names, path values, static files, a login sequence whose cookies about half of them
     carry), and the size edges; played on two references and the candidate."""
@@ -731,14 +501,29 @@ def run_fuzz(reference: AppSpec, candidate: AppSpec, setup: InstanceSetup, allow
         first = [replace(s, tags=tuple(s.tags) + ("login",)) for s in login]
         played = first + scenarios + edges
         runs = play_instances(played, instances)
-        report = compare_runs(played, runs["reference"], runs["reference-2"], runs["candidate"], mode="fuzz",
-                              reference_label=str(reference), candidate_label=str(candidate), allow=allow,
-                              secret_key=reference.secret_key)
-        report.extra.update({"seed": seed, "requests": len(scenarios), "edges": len(edges),
-                             "login": hints.login,
-                             "login_steps": sum(1 for s in first for st in s.steps if not st.action), "rules": [r for r, _m, _c in rules],
-                             "rules_missing_in_candidate": missing,
-                             "rules_only_in_candidate_not_compared": only_candidate})
+        report = compare_runs(
+            played,
+            runs["reference"],
+            runs["reference-2"],
+            runs["candidate"],
+            mode="fuzz",
+            reference_label=str(reference),
+            candidate_label=str(candidate),
+            allow=allow,
+            secret_key=reference.secret_key,
+        )
+        report.extra.update(
+            {
+                "seed": seed,
+                "requests": len(scenarios),
+                "edges": len(edges),
+                "login": hints.login,
+                "login_steps": sum(1 for s in first for st in s.steps if not st.action),
+                "rules": [r for r, _m, _c in rules],
+                "rules_missing_in_candidate": missing,
+                "rules_only_in_candidate_not_compared": only_candidate,
+            }
+        )
         return report
     finally:
         workdir.close()

@@ -29,13 +29,13 @@ class InstanceSetup:
     write_config: bool = False  # hostpulse's config.toml: only when instance.toml has [config]
 
     @classmethod
-    def load(cls, path: Path | None) -> "InstanceSetup":
+    def load(cls, path: Path | None) -> InstanceSetup:
         if path is None or not path.exists():
             return cls()
         return cls.from_dict(tomllib.loads(path.read_text(encoding="utf-8")), path.parent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: Path) -> "InstanceSetup":
+    def from_dict(cls, data: dict[str, Any], base: Path) -> InstanceSetup:
         setup = cls(config=data.get("config", {}), write_config=bool(data.get("write_config", "config" in data)))
         scripts = data.get("scripts")
         if scripts:
@@ -57,6 +57,6 @@ class InstanceSetup:
 
 def write_config(folder: Path, tokens: dict[str, str], sections: dict[str, dict[str, Any]]) -> Path:
     """``<folder>/config.toml`` with the known tokens, as hostpulse reads it."""
-    from hostpulse.settings import write_test_config
+    from hostpulse.testing import write_test_config
 
     return write_test_config(folder, tokens, **sections)

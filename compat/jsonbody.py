@@ -32,7 +32,9 @@ def _child(path: str, key: Any) -> str:
 
 def json_diff(a: Any, b: Any, path: str = "$") -> list[tuple[str, Any, Any, str]]:
     """Structural differences: (path, a value, b value, what)."""
-    if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and type(a) is type(b)):
+    if type(a) is not type(b) and not (
+        isinstance(a, (int, float)) and isinstance(b, (int, float)) and type(a) is type(b)
+    ):
         return [(path, a, b, f"type {type(a).__name__} != {type(b).__name__}")]
     if isinstance(a, dict):
         out = []
@@ -178,10 +180,7 @@ def first_difference(a: bytes, b: bytes) -> str:
     if i == n and len(a) == len(b):
         return ""
     lo = max(0, i - 30)
-    return (
-        f"lengths {len(a)} / {len(b)}, first difference at byte {i}: "
-        f"{a[lo:i + 30]!r} / {b[lo:i + 30]!r}"
-    )
+    return f"lengths {len(a)} / {len(b)}, first difference at byte {i}: {a[lo : i + 30]!r} / {b[lo : i + 30]!r}"
 
 
 def _format_detail(a: bytes, b: bytes) -> str:

@@ -107,8 +107,7 @@ def _entry(**fields: str) -> Callable[[Predicate], Predicate]:
 # ---------------------------------------------------------------------------- reading evidence
 
 MIB = 1024 * 1024
-CONDITIONAL_HEADERS = ("range", "if-none-match", "if-modified-since", "if-range", "if-match",
-                       "if-unmodified-since")
+CONDITIONAL_HEADERS = ("range", "if-none-match", "if-modified-since", "if-range", "if-match", "if-unmodified-since")
 
 
 def _text(value: Any) -> str:
@@ -226,6 +225,7 @@ def _head_size(e: Evidence) -> int:
 
 
 # ---- session cookies (Flask's and Quart's SecureCookieSessionInterface: itsdangerous)
+
 
 @dataclass(frozen=True)
 class _SessionCookie:
@@ -456,8 +456,11 @@ def _send_file_conditional(e: Evidence) -> int:
     rng = (_req_header(e, "range") or "").replace(" ", "").lower()
     if cand == 500 and ref == 206 and rng.startswith("bytes=-"):
         return 3
-    if cand == 304 and d.kind == "header-extra" and d.where in (
-            "content-type", "content-length", "last-modified", "expires"):
+    if (
+        cand == 304
+        and d.kind == "header-extra"
+        and d.where in ("content-type", "content-length", "last-modified", "expires")
+    ):
         return 2
     if ref == 416 and d.kind == "header-missing" and d.where == "content-range":
         return 2
@@ -778,8 +781,7 @@ def _head_options(e: Evidence) -> int:
     ref, cand = _statuses(e)
     if cand != 500 or ref == 500 or (e.candidate is not None and e.candidate.body):
         return 0
-    if _method(e) in ("HEAD", "OPTIONS") or ref in (204, 304) or (
-            e.reference is not None and e.reference.body == b""):
+    if _method(e) in ("HEAD", "OPTIONS") or ref in (204, 304) or (e.reference is not None and e.reference.body == b""):
         return 3
     return 1
 
@@ -893,8 +895,11 @@ def _server_error_page(e: Evidence) -> int:
 def _request_form_await(e: Evidence) -> int:
     if _log_has(e, r"coroutine 'Request\.\w+' was never awaited"):
         return 3
-    if _log_has(e, r"'coroutine' object (is not subscriptable|has no attribute|is not iterable)"
-                   r"|Object of type coroutine is not JSON serializable"):
+    if _log_has(
+        e,
+        r"'coroutine' object (is not subscriptable|has no attribute|is not iterable)"
+        r"|Object of type coroutine is not JSON serializable",
+    ):
         return 2
     return 0
 
@@ -913,8 +918,11 @@ def _request_form_await(e: Evidence) -> int:
     reference="https://github.com/pallets/quart/blob/main/docs/how_to_guides/flask_migration.rst",
 )
 def _missing_await_render(e: Evidence) -> int:
-    if _log_has(e, r"coroutine '(render_template|render_template_string|stream_template|make_response"
-                   r"|send_file|send_from_directory)' was never awaited"):
+    if _log_has(
+        e,
+        r"coroutine '(render_template|render_template_string|stream_template|make_response"
+        r"|send_file|send_from_directory)' was never awaited",
+    ):
         return 3
     if _log_has(e, r"The response value type \(coroutine\) is not valid"):
         return 2

@@ -32,16 +32,16 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hostpulse.processes import stop_group
 
+from .allow import AllowList
 from .apps import AppSpec, InstanceSetup, Workdir
 from .clients import AppClient, Reply, normalise_headers, split_target
 from .corpus import Scenario
 from .loading import SideSpec
-from .allow import AllowList
 from .play import Target, play_all
 from .results import PairReport, compare_runs
 from .sides import PACKAGE, child_cwd, child_env, prepare, tail
-from hostpulse.processes import stop_group
 
 HOST = "127.0.0.1"
 READ_TIMEOUT = 60.0
@@ -265,8 +265,20 @@ def start_server(server: Server, workers: int, workdir: Path) -> None:
     fd = sock.fileno()
     py = sys.executable
     if server.kind == "gunicorn":
-        argv = [py, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(workers),
-                "--graceful-timeout", "5", "--timeout", "60", SERVED_APP]
+        argv = [
+            py,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"fd://{fd}",
+            "--workers",
+            str(workers),
+            "--graceful-timeout",
+            "5",
+            "--timeout",
+            "60",
+            SERVED_APP,
+        ]
     else:
         conf = workdir / "hypercorn-live.toml"
         if not conf.exists():
@@ -274,14 +286,31 @@ def start_server(server: Server, workers: int, workdir: Path) -> None:
             # by default) with an empty 400: raised so the apps' own limits answer
             conf.write_text("wsgi_max_body_size = 268435456\ngraceful_timeout = 5\n")
         mode = "wsgi:" if server.kind == "hypercorn-wsgi" else "asgi:"
-        argv = [py, "-m", "hypercorn", "--config", str(conf), "--bind", f"fd://{fd}",
-                "--workers", str(workers), "--worker-class", "asyncio", mode + SERVED_APP]
+        argv = [
+            py,
+            "-m",
+            "hypercorn",
+            "--config",
+            str(conf),
+            "--bind",
+            f"fd://{fd}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "asyncio",
+            mode + SERVED_APP,
+        ]
     server.argv = argv
     log = open(server.log, "ab")
     try:
         server.proc = subprocess.Popen(
-            argv, cwd=child_cwd(server.spec), env=child_env(server.spec, server.folder),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(fd,),
+            argv,
+            cwd=child_cwd(server.spec),
+            env=child_env(server.spec, server.folder),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(fd,),
             start_new_session=True,
         )
     finally:
@@ -316,10 +345,20 @@ SERVER_KINDS = ("gunicorn", "hypercorn-wsgi", "hypercorn")
 DEFAULT_SERVERS = ("gunicorn", "hypercorn")
 
 
-def run_live(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], setup: InstanceSetup,
-             allow: AllowList, *, keep: bool = False, servers: list[str] | None = None,
-             workers: int = 1, logs: Path | None = None, limits: list[int] = (),
-             edges: bool = False) -> list[PairReport]:
+def run_live(
+    reference: AppSpec,
+    candidate: AppSpec,
+    scenarios: list[Scenario],
+    setup: InstanceSetup,
+    allow: AllowList,
+    *,
+    keep: bool = False,
+    servers: list[str] | None = None,
+    workers: int = 1,
+    logs: Path | None = None,
+    limits: list[int] = (),
+    edges: bool = False,
+) -> list[PairReport]:
     """Reference x2 (noise) and every candidate server; one report per candidate server.
 
     The first report (reference on gunicorn against the port on Hypercorn, for a WSGI
@@ -334,6 +373,7 @@ def run_live(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], 
     started: list[Server] = []
     routes: dict[str, list] = {}
     try:
+
         def prepared(label: str, spec: AppSpec, side: str) -> tuple[str, SideSpec, Path]:
             folder = workdir.new_instance_dir(label)
             setup.prepare(folder)
@@ -346,16 +386,18 @@ def run_live(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], 
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            jobs = {"primary": pool.submit(prepared, "reference", reference, "reference"),
-                    "secondary": pool.submit(prepared, "reference-2", reference, "reference"),
-                    "candidate": pool.submit(prepared, "candidate", candidate, "candidate")}
+            jobs = {
+                "primary": pool.submit(prepared, "reference", reference, "reference"),
+                "secondary": pool.submit(prepared, "reference-2", reference, "reference"),
+                "candidate": pool.submit(prepared, "candidate", candidate, "candidate"),
+            }
             if "hypercorn-wsgi" in wanted:
                 jobs["wsgi"] = pool.submit(prepared, "reference-wsgi", reference, "reference")
             ready = {k: f.result() for k, f in jobs.items()}
         ref_kind, cand_kind = ready["primary"][0], ready["candidate"][0]
         if edges:
             from .edges import edge_scenarios
-            from .fuzz import learn_hints
+            from .hints import learn_hints
 
             scenarios = scenarios + edge_scenarios(routes["reference"], learn_hints(scenarios), list(limits))
         ref_server = "gunicorn" if ref_kind == "wsgi" else "hypercorn"
@@ -371,20 +413,33 @@ def run_live(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], 
 
         primary = server("primary", f"{ref_name}@{ref_server}", ref_server)
         secondary = server("secondary", f"{ref_name}@{ref_server}-2", ref_server)
-        candidates = [server("candidate", f"{'port' if cand_kind == 'asgi' else 'candidate'}@{cand_server}",
-                             cand_server)]
+        candidates = [
+            server("candidate", f"{'port' if cand_kind == 'asgi' else 'candidate'}@{cand_server}", cand_server)
+        ]
         if ref_kind == "wsgi" and "hypercorn-wsgi" in wanted:
             candidates.append(server("wsgi", f"{ref_name}@hypercorn-wsgi", "hypercorn-wsgi"))
         for s in started:
             wait_ready(s)
         targets = [Target(s.label, s.client(), s.folder, " ".join(s.argv[2:])) for s in started]
-        runs = play_all(scenarios, [t for t in targets if t.label != secondary.label],
-                        later=[t for t in targets if t.label == secondary.label])
+        runs = play_all(
+            scenarios,
+            [t for t in targets if t.label != secondary.label],
+            later=[t for t in targets if t.label == secondary.label],
+        )
         reports = []
         for i, c in enumerate(candidates):
-            rep = compare_runs(scenarios, runs[primary.label], runs[secondary.label], runs[c.label],
-                               mode="live", reference_label=primary.label, candidate_label=c.label,
-                               allow=allow, live=True, secret_key=reference.secret_key)
+            rep = compare_runs(
+                scenarios,
+                runs[primary.label],
+                runs[secondary.label],
+                runs[c.label],
+                mode="live",
+                reference_label=primary.label,
+                candidate_label=c.label,
+                allow=allow,
+                live=True,
+                secret_key=reference.secret_key,
+            )
             rep.extra["servers"] = {s.label: " ".join(s.argv[2:]) for s in (primary, secondary, c)}
             rep.extra["logs"] = str(workdir.logs) if logs else None
             if i:

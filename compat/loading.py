@@ -22,9 +22,10 @@ import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 INSTANCE_VAR = "COMPAT_INSTANCE"
 SIDE_VAR = "COMPAT_SIDE"
@@ -51,7 +52,7 @@ class SideSpec:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "SideSpec":
+    def from_json(cls, text: str) -> SideSpec:
         return cls(**json.loads(text))
 
 
@@ -89,8 +90,10 @@ def resolve(target: str) -> Any:
 
 def looks_like_app(obj: Any) -> bool:
     """A Flask/Quart app or another ready WSGI/ASGI callable, not a factory."""
-    return hasattr(obj, "wsgi_app") or hasattr(obj, "url_map") or (
-        not inspect.isfunction(obj) and callable(obj) and not inspect.isclass(obj)
+    return (
+        hasattr(obj, "wsgi_app")
+        or hasattr(obj, "url_map")
+        or (not inspect.isfunction(obj) and callable(obj) and not inspect.isclass(obj))
     )
 
 
@@ -146,4 +149,3 @@ def spec_from_env() -> tuple[SideSpec, Path]:
         return SideSpec.from_json(os.environ[SIDE_VAR]), Path(os.environ[INSTANCE_VAR])
     except KeyError as exc:
         raise SetupError(f"${exc.args[0]} is not set: this process was not started by compat") from None
-

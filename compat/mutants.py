@@ -16,15 +16,16 @@ it. It is expected to give **no** wire difference and to show up as an app-level
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
+from .allow import AllowList
 from .apps import AppSpec, InstanceSetup, Workdir
 from .clients import is_asgi_app
 from .corpus import Scenario
 from .inprocess import play_instances, start_instances
-from .allow import AllowList
 from .results import PairReport, compare_runs
 
 Headers = list[tuple[bytes, bytes]]
@@ -191,9 +192,9 @@ def m_content_disposition(scope, status, headers, body):
     if cd is None:
         return None
     if cd.startswith(b"inline"):
-        new = b"attachment" + cd[len(b"inline"):]
+        new = b"attachment" + cd[len(b"inline") :]
     elif cd.startswith(b"attachment"):
-        new = b"inline" + cd[len(b"attachment"):]
+        new = b"inline" + cd[len(b"attachment") :]
     else:
         return None
     return status, _set(headers, b"content-disposition", new), body
@@ -327,7 +328,7 @@ def m_json_int_to_str(scope, status, headers, body):
         elif ch == b"-" or ch.isdigit():
             m = number.match(body, i)
             if m and not m.group(1) and not m.group(2):
-                return status, headers, body[:i] + b'"' + m.group(0) + b'"' + body[m.end():]
+                return status, headers, body[:i] + b'"' + m.group(0) + b'"' + body[m.end() :]
             i = m.end() if m else i + 1
             continue
         i += 1
@@ -401,8 +402,15 @@ def _diff_set(report: PairReport) -> set[tuple[str, str]]:
     return {(r.key, d.key()) for r in report.results for d in r.differences}
 
 
-def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario], setup: InstanceSetup,
-               names: list[str] | None = None, keep: bool = False, logs: Path | None = None) -> list[Check]:
+def self_check(
+    reference: AppSpec,
+    candidate: AppSpec,
+    scenarios: list[Scenario],
+    setup: InstanceSetup,
+    names: list[str] | None = None,
+    keep: bool = False,
+    logs: Path | None = None,
+) -> list[Check]:
     """Every mutant in an interpreter of its own, beside the two references and the
     unmutated candidate, all playing the scenarios at once."""
     names = names or list(MUTATIONS)
@@ -418,9 +426,17 @@ def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario]
         workdir.close()
 
     def report(label: str) -> PairReport:
-        return compare_runs(scenarios, runs["reference"], runs["reference-2"], runs[label], mode="mutant",
-                            reference_label="reference", candidate_label=label, allow=none,
-                            secret_key=reference.secret_key)
+        return compare_runs(
+            scenarios,
+            runs["reference"],
+            runs["reference-2"],
+            runs[label],
+            mode="mutant",
+            reference_label="reference",
+            candidate_label=label,
+            allow=none,
+            secret_key=reference.secret_key,
+        )
 
     baseline = report("candidate")
     base_diffs = _diff_set(baseline)
@@ -430,8 +446,16 @@ def self_check(reference: AppSpec, candidate: AppSpec, scenarios: list[Scenario]
         rep = report(f"mutant-{name}")
         new = sorted(_diff_set(rep) - base_diffs)
         noted = {r.key for r in rep.results if r.notes}
-        checks.append(Check(name=name, what=MUTATIONS[name][1], applied=stats[f"mutant-{name}"].get("applied", 0),
-                            new_differences=new, new_notes=len(noted - base_notes), notes=len(noted)))
+        checks.append(
+            Check(
+                name=name,
+                what=MUTATIONS[name][1],
+                applied=stats[f"mutant-{name}"].get("applied", 0),
+                new_differences=new,
+                new_notes=len(noted - base_notes),
+                notes=len(noted),
+            )
+        )
     return checks
 
 
@@ -441,8 +465,10 @@ def print_selfcheck(checks: list[Check], stream: TextIO) -> None:
     width = max(len(c.name) for c in checks)
     for c in checks:
         example = f"  e.g. {c.new_differences[0][0]}: {c.new_differences[0][1]}" if c.new_differences else ""
-        w(f"  {c.name.ljust(width)}  {c.verdict:<38} changed {c.applied:>4} answers, "
-          f"{len(c.new_differences):>4} new differences{example}\n")
+        w(
+            f"  {c.name.ljust(width)}  {c.verdict:<38} changed {c.applied:>4} answers, "
+            f"{len(c.new_differences):>4} new differences{example}\n"
+        )
     w("  " + selfcheck_summary(checks) + "\n")
 
 

@@ -116,8 +116,7 @@ def play(scenario: Scenario, target: Target) -> list[StepResult]:
             try:
                 _action(step, target)
             except Exception as exc:
-                results.append(StepResult(key, step.name, None, None, error=f"action failed: {exc!r}",
-                                          compare=True))
+                results.append(StepResult(key, step.name, None, None, error=f"action failed: {exc!r}", compare=True))
                 break
             continue
         try:
@@ -130,7 +129,7 @@ def play(scenario: Scenario, target: Target) -> list[StepResult]:
         reply: Reply | None = None
         error = None
         tries = 0
-        for tries in range(1, step.max_tries + 1):
+        for tries in range(1, step.max_tries + 1):  # noqa: B007 -- read after the loop
             try:
                 sent = with_cookies(req, jar)
                 reply = send(target.client, sent)
@@ -157,9 +156,20 @@ def play(scenario: Scenario, target: Target) -> list[StepResult]:
             if step.until and reply is not None:
                 error = f"until {step.until} not met after {step.max_tries} tries"
         accumulated = {step.accumulate: "\n".join(acc_parts)} if step.accumulate else {}
-        results.append(StepResult(key, step.name, sent.describe(), reply, error=error,
-                                  accumulated=accumulated, compare=step.compare, tries=tries,
-                                  method=req.method, accumulate=step.accumulate))
+        results.append(
+            StepResult(
+                key,
+                step.name,
+                sent.describe(),
+                reply,
+                error=error,
+                accumulated=accumulated,
+                compare=step.compare,
+                tries=tries,
+                method=req.method,
+                accumulate=step.accumulate,
+            )
+        )
         if reply is None:
             break
         for var, spec in step.capture.items():
@@ -189,8 +199,9 @@ def _action(step: Step, target: Target) -> None:
 SECONDARY_GAP = 1.1
 
 
-def play_all(scenarios: list[Scenario], targets: list[Target],
-             later: list[Target] = ()) -> dict[str, dict[str, list[StepResult]]]:
+def play_all(
+    scenarios: list[Scenario], targets: list[Target], later: list[Target] = ()
+) -> dict[str, dict[str, list[StepResult]]]:
     """Every target plays every scenario, targets in parallel; {label: {scenario: results}}.
 
     ``later`` targets (the secondary reference) play once the others have finished, after

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .allow import AllowEntry
 from .clients import Reply
 from .compare import Difference
 from .known import Known, as_dict
-from .allow import AllowEntry
 from .results import KeyResult, PairReport
 
 EXAMPLES = 3  # requests shown per group in the HTML report
@@ -105,8 +105,9 @@ def summary_table(reports: list[PairReport]) -> str:
     rows = []
     for r in reports:
         c = r.counts()
-        rows.append([r.mode + ("*" if not decides(r) else ""), r.reference, r.candidate] +
-                    [str(c[k]) for k in COLUMNS[3:]])
+        rows.append(
+            [r.mode + ("*" if not decides(r) else ""), r.reference, r.candidate] + [str(c[k]) for k in COLUMNS[3:]]
+        )
     widths = [max([len(COLUMNS[i])] + [len(row[i]) for row in rows]) for i in range(len(COLUMNS))]
     out = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)), "  ".join("-" * w for w in widths)]
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
@@ -125,21 +126,35 @@ def _first_line(log: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def print_text(reports: list[PairReport], stream: TextIO, *, unused: list[AllowEntry] = (),
-               checks: list | None = None, verbose: bool = False, logs: Path | None = None) -> None:
+def print_text(
+    reports: list[PairReport],
+    stream: TextIO,
+    *,
+    unused: list[AllowEntry] = (),
+    checks: list | None = None,
+    verbose: bool = False,
+    logs: Path | None = None,
+) -> None:
     w = stream.write
     w("\n" + summary_table(reports) + "\n")
     for r in reports:
         found = groups(r)
         if found:
-            w(f"\n== {r.mode}: {r.reference} vs {r.candidate}: {len(r.unexplained)} request(s) differ, "
-              f"{len(found)} kind(s) of difference\n")
+            w(
+                f"\n== {r.mode}: {r.reference} vs {r.candidate}: {len(r.unexplained)} request(s) differ, "
+                f"{len(found)} kind(s) of difference\n"
+            )
         for g in found:
             kr, d = g.example()
-            layer = {"server": " [the servers]", "framework": " [Flask vs Quart]", "port": " [the port]"}.get(g.layer, "")
+            layer = {"server": " [the servers]", "framework": " [Flask vs Quart]", "port": " [the port]"}.get(
+                g.layer, ""
+            )
             w(f"  - {g.title}{layer}: {g.count} request(s), e.g. {kr.key} [{_request_line(kr)}]\n")
-            w(f"      reference {_short(d.reference)} | candidate {_short(d.candidate)}"
-              + (f"  ({d.detail})" if d.detail else "") + "\n")
+            w(
+                f"      reference {_short(d.reference)} | candidate {_short(d.candidate)}"
+                + (f"  ({d.detail})" if d.detail else "")
+                + "\n"
+            )
             if g.known:
                 w(f"      cause: {g.known.cause}\n      fix:   {g.known.fix}\n")
             for side, reply in (("candidate", kr.candidate), ("reference", kr.reference)):
@@ -147,12 +162,16 @@ def print_text(reports: list[PairReport], stream: TextIO, *, unused: list[AllowE
                     w(f"      {side} logged: {_first_line(reply.log)}\n")
             if verbose:
                 for other, od in g.results[1:]:
-                    w(f"      also {other.key} [{_request_line(other)}]: {_short(od.reference, 60)} | "
-                      f"{_short(od.candidate, 60)}\n")
+                    w(
+                        f"      also {other.key} [{_request_line(other)}]: {_short(od.reference, 60)} | "
+                        f"{_short(od.candidate, 60)}\n"
+                    )
         failed = [kr for kr in r.results if kr.both_failed]
         if failed:
-            w(f"\n!! {r.mode}: {len(failed)} request(s) answered 5xx by BOTH sides: agreement that proves "
-              f"nothing; is the setup (database, hook) broken? e.g. {failed[0].key} [{_request_line(failed[0])}]\n")
+            w(
+                f"\n!! {r.mode}: {len(failed)} request(s) answered 5xx by BOTH sides: agreement that proves "
+                f"nothing; is the setup (database, hook) broken? e.g. {failed[0].key} [{_request_line(failed[0])}]\n"
+            )
             log = failed[0].reference.log if failed[0].reference else ""
             if log:
                 w(f"   reference logged: {_first_line(log)}\n")
@@ -161,16 +180,20 @@ def print_text(reports: list[PairReport], stream: TextIO, *, unused: list[AllowE
             w(f"-- {r.mode}: the reference answered 5xx on {ref_failed} more request(s) (the candidate did not)\n")
         allowed = [kr for kr in r.results if kr.allowed]
         if allowed:
-            w(f"-- {r.mode}: {sum(len(k.allowed) for k in allowed)} allowed difference(s) in {len(allowed)} "
-              f"request(s), each with its reason in the allow-list\n")
+            w(
+                f"-- {r.mode}: {sum(len(k.allowed) for k in allowed)} allowed difference(s) in {len(allowed)} "
+                f"request(s), each with its reason in the allow-list\n"
+            )
             if verbose:
                 for kr in allowed:
                     for d, reason in kr.allowed:
                         w(f"     {kr.key}: {d.key()} -- {reason}\n")
         noise = r.noise_summary()
         if noise:
-            w(f"-- {r.mode}: compared by form (differed between two reference instances): "
-              f"{', '.join(sorted(noise)[:8])}{' ...' if len(noise) > 8 else ''}\n")
+            w(
+                f"-- {r.mode}: compared by form (differed between two reference instances): "
+                f"{', '.join(sorted(noise)[:8])}{' ...' if len(noise) > 8 else ''}\n"
+            )
         if r.extra.get("rules_missing_in_candidate"):
             w(f"-- {r.mode}: routes the candidate LACKS: {', '.join(r.extra['rules_missing_in_candidate'])}\n")
         notes = {n for _k, n in r.notes()}
@@ -211,8 +234,9 @@ def _key_dict(kr: KeyResult, full: bool) -> dict[str, Any]:
         "status": kr.status,
         "tags": list(kr.tags),
         "request": kr.request,
-        "differences": [dict(x.as_dict(), known=as_dict(kr.explain(x)) if kr.explain(x) else None)
-                        for x in kr.differences],
+        "differences": [
+            dict(x.as_dict(), known=as_dict(kr.explain(x)) if kr.explain(x) else None) for x in kr.differences
+        ],
         "allowed": [dict(x.as_dict(), reason=reason) for x, reason in kr.allowed],
         "noise_learnt": kr.noise,
         "noise_compared_by_form": sorted(set(kr.noise_hits)),
@@ -227,20 +251,38 @@ def _key_dict(kr: KeyResult, full: bool) -> dict[str, Any]:
 
 def _group_dict(g: Group) -> dict[str, Any]:
     kr, d = g.example()
-    return {"kind": g.kind, "where": g.where, "layer": g.layer, "requests": g.count,
-            "known": as_dict(g.known) if g.known else None, "example": kr.key,
-            "keys": sorted({k.key for k, _d in g.results}),
-            "reference": d.as_dict()["reference"], "candidate": d.as_dict()["candidate"]}
+    return {
+        "kind": g.kind,
+        "where": g.where,
+        "layer": g.layer,
+        "requests": g.count,
+        "known": as_dict(g.known) if g.known else None,
+        "example": kr.key,
+        "keys": sorted({k.key for k, _d in g.results}),
+        "reference": d.as_dict()["reference"],
+        "candidate": d.as_dict()["candidate"],
+    }
 
 
 def _check_dict(c: Any) -> dict[str, Any]:
-    return {"name": c.name, "what": c.what, "verdict": c.verdict, "changed_answers": c.applied,
-            "new_differences": len(c.new_differences),
-            "example": list(c.new_differences[0]) if c.new_differences else None}
+    return {
+        "name": c.name,
+        "what": c.what,
+        "verdict": c.verdict,
+        "changed_answers": c.applied,
+        "new_differences": len(c.new_differences),
+        "example": list(c.new_differences[0]) if c.new_differences else None,
+    }
 
 
-def to_json(reports: list[PairReport], *, unused: list[AllowEntry] = (), meta: dict[str, Any] | None = None,
-            checks: list | None = None, full: bool = False) -> dict[str, Any]:
+def to_json(
+    reports: list[PairReport],
+    *,
+    unused: list[AllowEntry] = (),
+    meta: dict[str, Any] | None = None,
+    checks: list | None = None,
+    full: bool = False,
+) -> dict[str, Any]:
     ok, line = verdict(reports, checks)
     return {
         "meta": meta or {},
@@ -281,15 +323,24 @@ dl.legend dt{font-weight:bold;float:left;clear:left;width:9em}dl.legend dd{margi
 """
 
 _LEGEND = [
-    ("same", "the candidate's status, headers and body match the reference's (transport headers aside); "
-             "values that differed between two reference instances are compared by form"),
-    ("noise", "of the same requests, those where noisy values (learnt from the second reference) were compared "
-              "by form, not by value"),
+    (
+        "same",
+        "the candidate's status, headers and body match the reference's (transport headers aside); "
+        "values that differed between two reference instances are compared by form",
+    ),
+    (
+        "noise",
+        "of the same requests, those where noisy values (learnt from the second reference) were compared "
+        "by form, not by value",
+    ),
     ("allowed", "a difference listed in the allow-list, with its reason"),
     ("both 5xx", "both sides answered 5xx alike: not counted as same; a broken setup agrees with itself"),
     ("DIFFERENT", "a difference a client can see, not explained by noise or the allow-list"),
-    ("layer", "[Flask vs Quart] a known framework difference; [the servers] gunicorn vs Hypercorn; "
-              "[the port] a known porting mistake; each with its cause and usual fix"),
+    (
+        "layer",
+        "[Flask vs Quart] a known framework difference; [the servers] gunicorn vs Hypercorn; "
+        "[the port] a known porting mistake; each with its cause and usual fix",
+    ),
 ]
 
 
@@ -307,13 +358,21 @@ def _request_pre(req: dict[str, Any] | None) -> str:
     if not req:
         return ""
     sent = [f"{req.get('method')} {req.get('path')}"] + [f"{k}: {v}" for k, v in req.get("headers", [])]
-    sent += ["", f"({req.get('body_length', 0)} body bytes{', chunked' if req.get('chunked') else ''}) "
-             + str(req.get("body_preview", ""))]
+    sent += [
+        "",
+        f"({req.get('body_length', 0)} body bytes{', chunked' if req.get('chunked') else ''}) "
+        + str(req.get("body_preview", "")),
+    ]
     return "<pre>" + html.escape("\n".join(sent)[:6000]) + "</pre>"
 
 
-def to_html(reports: list[PairReport], *, unused: list[AllowEntry] = (), meta: dict[str, Any] | None = None,
-            checks: list | None = None) -> str:
+def to_html(
+    reports: list[PairReport],
+    *,
+    unused: list[AllowEntry] = (),
+    meta: dict[str, Any] | None = None,
+    checks: list | None = None,
+) -> str:
     data = to_json(reports, unused=unused, meta=meta, checks=checks)
     esc = html.escape
     out = ["<!doctype html><meta charset=utf-8><title>compat report</title><style>", _CSS, "</style>"]
@@ -321,54 +380,78 @@ def to_html(reports: list[PairReport], *, unused: list[AllowEntry] = (), meta: d
     m = data["meta"]
     if m:
         out.append("<p>" + " · ".join(f"{esc(k)}: <code>{esc(str(v))}</code>" for k, v in m.items()) + "</p>")
-    out.append("<details open><summary>legend</summary><dl class=legend>"
-               + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _LEGEND) + "</dl></details>")
+    out.append(
+        "<details open><summary>legend</summary><dl class=legend>"
+        + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _LEGEND)
+        + "</dl></details>"
+    )
     out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr>")
     for p in data["pairs"]:
         c = p["counts"]
         cls = "bad" if c["DIFFERENT"] else ("warn" if c["both 5xx"] else "ok")
         mode = p["mode"] + ("" if p["decides_verdict"] else " (not in the verdict)")
-        out.append(f"<tr class={cls}><td>{esc(mode)}</td><td>{esc(p['reference'])}</td><td>{esc(p['candidate'])}</td>"
-                   + "".join(f"<td>{c[k]}</td>" for k in COLUMNS[3:]) + "</tr>")
+        out.append(
+            f"<tr class={cls}><td>{esc(mode)}</td><td>{esc(p['reference'])}</td><td>{esc(p['candidate'])}</td>"
+            + "".join(f"<td>{c[k]}</td>" for k in COLUMNS[3:])
+            + "</tr>"
+        )
     out.append("</table>")
     if data["mutants"] is not None:
-        out.append("<h2>mutant self-check</h2><table><tr><th>mutant</th><th>changes</th><th>verdict</th>"
-                   "<th>answers changed</th><th>new differences</th><th>example</th></tr>")
+        out.append(
+            "<h2>mutant self-check</h2><table><tr><th>mutant</th><th>changes</th><th>verdict</th>"
+            "<th>answers changed</th><th>new differences</th><th>example</th></tr>"
+        )
         for ck in data["mutants"]:
-            cls = "ok" if ck["verdict"].startswith(("caught", "no wire")) else (
-                "allowed" if ck["verdict"].startswith("not applicable") else "bad")
+            cls = (
+                "ok"
+                if ck["verdict"].startswith(("caught", "no wire"))
+                else ("allowed" if ck["verdict"].startswith("not applicable") else "bad")
+            )
             ex = " → ".join(ck["example"]) if ck["example"] else ""
-            out.append(f"<tr class={cls}><td>{esc(ck['name'])}</td><td>{esc(ck['what'])}</td><td>{esc(ck['verdict'])}"
-                       f"</td><td>{ck['changed_answers']}</td><td>{ck['new_differences']}</td><td>{esc(ex)}</td></tr>")
+            out.append(
+                f"<tr class={cls}><td>{esc(ck['name'])}</td><td>{esc(ck['what'])}</td><td>{esc(ck['verdict'])}"
+                f"</td><td>{ck['changed_answers']}</td><td>{ck['new_differences']}</td><td>{esc(ex)}</td></tr>"
+            )
         out.append("</table>")
     for p in data["pairs"]:
         results = {r["key"]: r for r in p["results"]}
         out.append(f"<h2>{esc(p['mode'])}: {esc(p['reference'])} vs {esc(p['candidate'])}</h2>")
         for g in p["groups"]:
             known = g["known"]
-            out.append(f"<h3 class=bad>{esc(g['kind'])} <code>{esc(g['where'])}</code>: {g['requests']} request(s)"
-                       f" <small>[{esc(g['layer'])}]</small></h3>")
+            out.append(
+                f"<h3 class=bad>{esc(g['kind'])} <code>{esc(g['where'])}</code>: {g['requests']} request(s)"
+                f" <small>[{esc(g['layer'])}]</small></h3>"
+            )
             if known:
-                out.append(f"<p><b>{esc(known['title'])}</b><br>cause: {esc(known['cause'])}<br>fix: "
-                           f"{esc(known['fix'])}</p>")
-            out.append(f"<p>reference <code>{esc(_short(g['reference'], 300))}</code> · candidate "
-                       f"<code>{esc(_short(g['candidate'], 300))}</code></p>")
+                out.append(
+                    f"<p><b>{esc(known['title'])}</b><br>cause: {esc(known['cause'])}<br>fix: {esc(known['fix'])}</p>"
+                )
+            out.append(
+                f"<p>reference <code>{esc(_short(g['reference'], 300))}</code> · candidate "
+                f"<code>{esc(_short(g['candidate'], 300))}</code></p>"
+            )
             for key in g["keys"][:EXAMPLES]:
                 r = results[key]
-                out.append(f"<details><summary>{esc(key)}</summary><table><tr><th>request sent</th>"
-                           f"<td colspan=2>{_request_pre(r['request'])}</td></tr><tr><th>answers</th>"
-                           f"<td class=side>{_pre(r.get('reference'))}</td><td class=side>{_pre(r.get('candidate'))}"
-                           "</td></tr></table></details>")
+                out.append(
+                    f"<details><summary>{esc(key)}</summary><table><tr><th>request sent</th>"
+                    f"<td colspan=2>{_request_pre(r['request'])}</td></tr><tr><th>answers</th>"
+                    f"<td class=side>{_pre(r.get('reference'))}</td><td class=side>{_pre(r.get('candidate'))}"
+                    "</td></tr></table></details>"
+                )
             if len(g["keys"]) > EXAMPLES:
-                out.append(f"<p>… and {len(g['keys']) - EXAMPLES} more: {esc(', '.join(g['keys'][EXAMPLES:40]))}"
-                           f"{' …' if len(g['keys']) > 40 else ''}</p>")
+                out.append(
+                    f"<p>… and {len(g['keys']) - EXAMPLES} more: {esc(', '.join(g['keys'][EXAMPLES:40]))}"
+                    f"{' …' if len(g['keys']) > 40 else ''}</p>"
+                )
         failed = [r for r in p["results"] if r["status"] == "both 5xx"]
         if failed:
             out.append(f"<h3 class=warn>answered 5xx by both sides: {len(failed)} request(s)</h3>")
             for r in failed[:EXAMPLES]:
-                out.append(f"<details><summary>{esc(r['key'])}</summary><table><tr><td class=side>"
-                           f"{_pre(r.get('reference'))}</td><td class=side>{_pre(r.get('candidate'))}</td></tr>"
-                           "</table></details>")
+                out.append(
+                    f"<details><summary>{esc(r['key'])}</summary><table><tr><td class=side>"
+                    f"{_pre(r.get('reference'))}</td><td class=side>{_pre(r.get('candidate'))}</td></tr>"
+                    "</table></details>"
+                )
         allowed = [(r["key"], a) for r in p["results"] for a in r["allowed"]]
         if allowed:
             out.append(f"<details><summary>allowed differences ({len(allowed)})</summary><ul>")
@@ -389,11 +472,21 @@ def to_html(reports: list[PairReport], *, unused: list[AllowEntry] = (), meta: d
     return "".join(out)
 
 
-def write_report(path: Path, reports: list[PairReport], *, unused: list[AllowEntry] = (),
-                 meta: dict[str, Any] | None = None, checks: list | None = None) -> None:
+def write_report(
+    path: Path,
+    reports: list[PairReport],
+    *,
+    unused: list[AllowEntry] = (),
+    meta: dict[str, Any] | None = None,
+    checks: list | None = None,
+) -> None:
     path = Path(path)
     if path.suffix.lower() in (".html", ".htm"):
         path.write_text(to_html(reports, unused=unused, meta=meta, checks=checks), encoding="utf-8")
     else:
-        path.write_text(json.dumps(to_json(reports, unused=unused, meta=meta, checks=checks), indent=2,
-                                   ensure_ascii=False, default=str), encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                to_json(reports, unused=unused, meta=meta, checks=checks), indent=2, ensure_ascii=False, default=str
+            ),
+            encoding="utf-8",
+        )

@@ -40,8 +40,13 @@ class KeyResult:
     @property
     def both_failed(self) -> bool:
         """Both sides answered 5xx alike: agreement that proves nothing (a broken setup?)."""
-        return (not self.differences and self.reference is not None and self.candidate is not None
-                and self.reference.status >= 500 and self.candidate.status >= 500)
+        return (
+            not self.differences
+            and self.reference is not None
+            and self.candidate is not None
+            and self.reference.status >= 500
+            and self.candidate.status >= 500
+        )
 
     @property
     def status(self) -> str:
@@ -80,8 +85,15 @@ class PairReport:
     def counts(self) -> dict[str, int]:
         """``same`` counts every request whose answers agree, noise compared by form included
         (``noise`` says how many of them had noisy parts)."""
-        c = {"requests": len(self.results), "same": 0, "noise": 0, "allowed": 0, "both 5xx": 0,
-             "DIFFERENT": 0, "reference 5xx": 0}
+        c = {
+            "requests": len(self.results),
+            "same": 0,
+            "noise": 0,
+            "allowed": 0,
+            "both 5xx": 0,
+            "DIFFERENT": 0,
+            "reference 5xx": 0,
+        }
         for r in self.results:
             status = r.status
             if status in ("same", "same (noise)"):
@@ -108,11 +120,17 @@ class PairReport:
 
 def _error_reply_diffs(p: StepResult, c: StepResult) -> list[Difference]:
     if p.error and c.error:
-        return [] if p.error.split("\n")[0] == c.error.split("\n")[0] else [
-            Difference("error", "request", p.error, c.error, "both sides failed differently")]
+        return (
+            []
+            if p.error.split("\n")[0] == c.error.split("\n")[0]
+            else [Difference("error", "request", p.error, c.error, "both sides failed differently")]
+        )
     if p.error or c.error:
-        return [Difference("error", "request", p.error or "(answered)", c.error or "(answered)",
-                           "one side failed to answer")]
+        return [
+            Difference(
+                "error", "request", p.error or "(answered)", c.error or "(answered)", "one side failed to answer"
+            )
+        ]
     return []
 
 
@@ -157,16 +175,31 @@ def compare_runs(
             q = sec[i] if i < len(sec) else None
             if p is None or c is None:
                 present = p or c
-                kr = KeyResult(present.key, s.name, s.tags, present.request, p and p.reply, c and c.reply,
-                               q and q.reply)
-                kr.differences.append(Difference("error", "request", "played" if p else "not played",
-                                                 "played" if c else "not played",
-                                                 "the sequence stopped early on one side"))
+                kr = KeyResult(
+                    present.key, s.name, s.tags, present.request, p and p.reply, c and c.reply, q and q.reply
+                )
+                kr.differences.append(
+                    Difference(
+                        "error",
+                        "request",
+                        "played" if p else "not played",
+                        "played" if c else "not played",
+                        "the sequence stopped early on one side",
+                    )
+                )
             else:
                 if not p.compare:
                     continue
-                kr = KeyResult(p.key, s.name, s.tags, p.request, p.reply, c.reply, q and q.reply,
-                               accumulated=(p.accumulated, c.accumulated))
+                kr = KeyResult(
+                    p.key,
+                    s.name,
+                    s.tags,
+                    p.request,
+                    p.reply,
+                    c.reply,
+                    q and q.reply,
+                    accumulated=(p.accumulated, c.accumulated),
+                )
                 errs = _error_reply_diffs(p, c)
                 kr.differences.extend(errs)
                 if p.reply is not None and c.reply is not None:
@@ -179,17 +212,33 @@ def compare_runs(
                         # whole of it is compared as the accumulated value
                         noise.covered.add("$." + p.accumulate)
                     kr.noise = own.items()
-                    outcome = compare(p.reply, c.reply, noise, ignore=ignore, live=live,
-                                      acc_ref=p.accumulated, acc_cand=c.accumulated, method=p.method,
-                                      secret_key=secret_key)
+                    outcome = compare(
+                        p.reply,
+                        c.reply,
+                        noise,
+                        ignore=ignore,
+                        live=live,
+                        acc_ref=p.accumulated,
+                        acc_cand=c.accumulated,
+                        method=p.method,
+                        secret_key=secret_key,
+                    )
                     kr.differences.extend(outcome.differences)
                     kr.noise_hits = outcome.noise_hits
                     kr.notes = outcome.notes
             for d in kr.differences:
-                known = explain(Evidence(d, kr.request, kr.reference, kr.candidate,
-                                         candidate_log=kr.candidate.log if kr.candidate else "",
-                                         reference_log=kr.reference.log if kr.reference else "",
-                                         mode=mode, pair=pair))
+                known = explain(
+                    Evidence(
+                        d,
+                        kr.request,
+                        kr.reference,
+                        kr.candidate,
+                        candidate_log=kr.candidate.log if kr.candidate else "",
+                        reference_log=kr.reference.log if kr.reference else "",
+                        mode=mode,
+                        pair=pair,
+                    )
+                )
                 if known is not None:
                     kr.known[d.key()] = known
             # allow-list
@@ -202,5 +251,11 @@ def compare_runs(
                     remaining.append(d)
             kr.differences = remaining
             results.append(kr)
-    return PairReport(mode=mode, reference=reference_label, candidate=candidate_label,
-                      results=results, ignored_headers=ignore, global_noise_headers=global_headers)
+    return PairReport(
+        mode=mode,
+        reference=reference_label,
+        candidate=candidate_label,
+        results=results,
+        ignored_headers=ignore,
+        global_noise_headers=global_headers,
+    )

@@ -40,8 +40,19 @@ SECTIONS: dict[str, set[str]] = {
     "reference": SIDE_KEYS,
     "candidate": SIDE_KEYS,
     "setup": {"hook", "secret_key", "instance"},
-    "run": {"corpus", "allow", "modes", "fuzz", "fuzz_seed", "servers", "workers", "limits", "logs",
-            "report", "mutants"},
+    "run": {
+        "corpus",
+        "allow",
+        "modes",
+        "fuzz",
+        "fuzz_seed",
+        "servers",
+        "workers",
+        "limits",
+        "logs",
+        "report",
+        "mutants",
+    },
 }
 MODES = ("inprocess", "live", "fuzz")
 
@@ -82,10 +93,12 @@ def _str(table: dict[str, Any], key: str, where: str, required: bool = False) ->
 def export_git_ref(repo: Path, ref: str) -> Path:
     """The tree of ``ref`` of the repository holding ``repo``, in a fresh temporary folder."""
     try:
-        top = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        prefix = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-prefix"], check=True,
-                                capture_output=True, text=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--show-toplevel"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        prefix = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--show-prefix"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         raise RunFileError(f"git = {ref!r}: {repo} is not in a git repository ({exc})") from None
     out = Path(tempfile.mkdtemp(prefix="compat-git-"))
@@ -96,8 +109,9 @@ def export_git_ref(repo: Path, ref: str) -> Path:
     return out / prefix
 
 
-def _side(data: dict[str, Any], name: str, base: Path, hook: str | None, secret: str | None,
-          exported: list[Path]) -> AppSpec:
+def _side(
+    data: dict[str, Any], name: str, base: Path, hook: str | None, secret: str | None, exported: list[Path]
+) -> AppSpec:
     where = f"[{name}]"
     table = data.get(name)
     if not isinstance(table, dict):
@@ -114,8 +128,9 @@ def _side(data: dict[str, Any], name: str, base: Path, hook: str | None, secret:
     if not path.is_dir():
         raise RunFileError(f"{where} path: no folder {path}")
     label = _str(table, "label", where) or (f"{app}@{ref}" if ref else f"{rel or '.'}:{app}")
-    return AppSpec(app, path=path, hook=hook, hook_path=base.resolve() if hook else None,
-                   secret_key=secret, label=label)
+    return AppSpec(
+        app, path=path, hook=hook, hook_path=base.resolve() if hook else None, secret_key=secret, label=label
+    )
 
 
 def load(path: str | Path) -> RunFile:
@@ -133,8 +148,10 @@ def load(path: str | Path) -> RunFile:
             raise RunFileError(f"{path}: `{section}` must be a table")
         unknown = set(table) - SECTIONS[section]
         if unknown:
-            raise RunFileError(f"{path}: [{section}] has unknown key(s) {sorted(unknown)} "
-                               f"(known: {', '.join(sorted(SECTIONS[section]))})")
+            raise RunFileError(
+                f"{path}: [{section}] has unknown key(s) {sorted(unknown)} "
+                f"(known: {', '.join(sorted(SECTIONS[section]))})"
+            )
     base = path.resolve().parent
     setup = data.get("setup", {})
     hook = _str(setup, "hook", f"{path}: [setup]")
@@ -158,8 +175,9 @@ def load(path: str | Path) -> RunFile:
     for key in ("fuzz", "fuzz_seed", "workers"):
         if key in run and not (isinstance(run[key], int) and not isinstance(run[key], bool) and run[key] >= 0):
             raise RunFileError(f"{path}: [run] {key} must be a non-negative integer")
-    if "limits" in run and not (isinstance(run["limits"], list) and all(isinstance(x, int) and x > 0
-                                                                        for x in run["limits"])):
+    if "limits" in run and not (
+        isinstance(run["limits"], list) and all(isinstance(x, int) and x > 0 for x in run["limits"])
+    ):
         raise RunFileError(f"{path}: [run] limits must be a list of body sizes in bytes")
 
     def rel(value: str | None) -> Path | None:
@@ -179,5 +197,13 @@ def load(path: str | Path) -> RunFile:
             run[key] = str(base / run[key])
         elif isinstance(run.get(key), list):
             run[key] = [str(base / v) for v in run[key]]
-    return RunFile(path=path, reference=reference, candidate=candidate, corpus=corpus, allow=allow,
-                   instance=instance, run=run, exported=exported)
+    return RunFile(
+        path=path,
+        reference=reference,
+        candidate=candidate,
+        corpus=corpus,
+        allow=allow,
+        instance=instance,
+        run=run,
+        exported=exported,
+    )

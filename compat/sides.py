@@ -78,8 +78,14 @@ class SideProcess(AppClient):
         argv = [sys.executable, "-m", f"{PACKAGE}.worker", str(child.fileno())] + (["--prepare"] if prepare else [])
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                argv, cwd=child_cwd(spec), env=child_env(spec, folder), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, pass_fds=(child.fileno(),), start_new_session=True,
+                argv,
+                cwd=child_cwd(spec),
+                env=child_env(spec, folder),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child.fileno(),),
+                start_new_session=True,
             )
         child.close()
         self.conn = Connection(parent.detach())

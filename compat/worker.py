@@ -43,7 +43,7 @@ class _Capture(logging.Handler):
 
 
 def _routes(app: Any) -> list:
-    from .fuzz import route_rules
+    from .hints import route_rules
 
     return route_rules(getattr(app, "app", app))  # a mutant wraps the app
 

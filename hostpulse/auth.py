@@ -1,7 +1,9 @@
 """Tokens, roles and who may call what: one table both apps consult.
 
 The table is keyed by the route's rule string (identical in both apps, since both
-route with Werkzeug) and the method, so the interceptors stay one line each.
+route with Werkzeug) and the method, so the interceptors stay one line each. The README's
+route tables say the same, with each route's handler in both apps; a test holds the table,
+the apps' url maps and the README together (``tests/structure/test_route_policy.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from dataclasses import dataclass, field
 from hostpulse.errors import ApiError
 from hostpulse.reload import refresh
 from hostpulse.samples import BatchError
-# ROLES and new_token live in hostpulse.settings (no Werkzeug there, for the CLI); kept importable here.
-from hostpulse.settings import ROLES, Settings, Token, hash_token, new_token  # noqa: F401
+from hostpulse.settings import Settings, Token
+from hostpulse.tokens import hash_token
 
 PUBLIC = None
 
-# (rule, method) -> the role needed; HEAD follows GET, OPTIONS is public.
-POLICY: dict[tuple[str, str], str | None] = {
+# (rule, method) -> the role needed, for every route of either app; HEAD follows GET,
+# OPTIONS is public.
+ROUTES: dict[tuple[str, str], str | None] = {
     ("/", "GET"): PUBLIC,
     ("/", "POST"): "agent",
     ("/usrname", "GET"): PUBLIC,
@@ -40,14 +43,20 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("/api/poll/<uuid>", "GET"): "admin",
     ("/api/poll/<uuid>", "POST"): "admin",
     # port only
-    ("/ws/agent", "GET"): "agent",
+    ("/ws/agent", "GET"): "agent",  # the WebSocket, and the 426 a plain GET gets
     ("/ingest", "POST"): "agent",
     ("/hosts", "GET"): "viewer",
     ("/hosts/<host>/series", "GET"): "viewer",
     ("/metrics", "GET"): "viewer",
+}
+# Reserved: routes no app has yet, their roles decided ahead (a public dashboard page and
+# the live feed of new samples it reads, for viewers). An app that adds one moves it up to
+# ROUTES; the test fails until it does, and fails on an entry of ROUTES no app has.
+RESERVED: dict[tuple[str, str], str | None] = {
     ("/dashboard", "GET"): PUBLIC,
     ("/ws/live", "GET"): "viewer",
 }
+POLICY: dict[tuple[str, str], str | None] = {**ROUTES, **RESERVED}
 
 
 @dataclass(frozen=True)
@@ -149,5 +158,7 @@ def check_reporter(settings: Settings, user: User | None, host: str, seq: int | 
     if not may_report(current.hosts, host):
         raise BatchError(
             f"this token may not report host {host!r} (it may report {', '.join(current.hosts)})",
-            seq, "forbidden", 403,
+            seq,
+            "forbidden",
+            403,
         )

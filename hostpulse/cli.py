@@ -25,7 +25,9 @@ import tomllib
 from pathlib import Path
 
 from hostpulse import settings as settings_module
-from hostpulse.settings import ROLES, Settings, SettingsError, Token, hash_token, host_patterns, new_token
+from hostpulse.config_file import save
+from hostpulse.settings import Settings, SettingsError, Token, host_patterns
+from hostpulse.tokens import ROLES, hash_token, new_token
 
 
 class CannotStart(Exception):
@@ -39,9 +41,7 @@ def _issue(
         raise SystemExit(f"hostpulse: a token for {username!r} exists; revoke it first")
     token = new_token()
     next_id = max((t.id for t in settings.tokens), default=0) + 1
-    settings.tokens += (
-        Token(hash_token(token), username, email or f"{username}@localhost", next_id, roles, hosts),
-    )
+    settings.tokens += (Token(hash_token(token), username, email or f"{username}@localhost", next_id, roles, hosts),)
     return token
 
 
@@ -95,8 +95,12 @@ def check_instance(settings: Settings) -> None:
             with tempfile.TemporaryFile(dir=path):
                 pass
         db = settings.db_path
-        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"),
-                     settings_module.config_path(folder)):
+        for path in (
+            db,
+            db.with_name(db.name + "-wal"),
+            db.with_name(db.name + "-shm"),
+            settings_module.config_path(folder),
+        ):
             if path.exists() and not os.access(path, os.W_OK):
                 raise PermissionError(13, "Permission denied", str(path))
     except OSError as exc:
@@ -155,7 +159,7 @@ def init(args: argparse.Namespace) -> int:
         role: _issue(settings, role, (role,), hosts=_local_host() if role == "agent" else ("*",))
         for role in ("admin", "viewer", "agent")
     }
-    settings_module.save(settings, path)
+    save(settings, path)
     settings.scripts.mkdir(parents=True, exist_ok=True)
     _write_private(
         settings.instance / "agent.toml",
@@ -192,7 +196,7 @@ def add(args: argparse.Namespace) -> int:
     else:
         hosts = ("*",)
     token = _issue(settings, args.username, tuple(args.role), args.email, hosts)
-    settings_module.save(settings)
+    save(settings)
     print(token)
     return 0
 
@@ -204,7 +208,7 @@ def revoke(args: argparse.Namespace) -> int:
         print(f"hostpulse: no token for {args.username!r}", file=sys.stderr)
         return 1
     settings.tokens = kept
-    settings_module.save(settings)
+    save(settings)
     print(f"hostpulse: revoked the token of {args.username!r}")
     return 0
 
@@ -220,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance", help="instance folder (default: $HOSTPULSE_INSTANCE or ./instance)")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("init", help="write instance/config.toml with new tokens if missing")
-    p.add_argument("--url", help=f"the URL the service is served on (default {DEFAULT_URL}); "
-                   "the local agent's config (agent.toml) follows it")
+    p.add_argument(
+        "--url",
+        help=f"the URL the service is served on (default {DEFAULT_URL}); "
+        "the local agent's config (agent.toml) follows it",
+    )
     p.add_argument("--bind", metavar="HOST:PORT", help="refuse (one line, exit 1) if this port is in use")
     p.set_defaults(run=init)
     p = commands.add_parser("serve", help="bind HOST:PORT (no SO_REUSEPORT), then run the server on it")
@@ -232,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("username")
     p.add_argument("--role", action="append", choices=ROLES, required=True)
     p.add_argument("--email", default="")
-    p.add_argument("--host", action="append", metavar="PATTERN",
-                   help="a host it may report (shell-style pattern, repeatable); "
-                   "default for an agent token: the username, else every host")
+    p.add_argument(
+        "--host",
+        action="append",
+        metavar="PATTERN",
+        help="a host it may report (shell-style pattern, repeatable); "
+        "default for an agent token: the username, else every host",
+    )
     p.set_defaults(run=add)
     p = commands.add_parser("token-revoke", help="revoke a user's token")
     p.add_argument("username")

@@ -191,8 +191,9 @@ def cgroup_base() -> Path:
             if right.split(" ", 1)[0] == "cgroup2":
                 mount = Path(left.split()[4])
                 break
-        own = next((line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                    if line.startswith("0::")), None)
+        own = next(
+            (line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")), None
+        )
     except OSError as exc:
         raise Unavailable(f"cannot read this process's cgroup: {exc}") from None
     if mount is None or own is None:
@@ -224,8 +225,12 @@ def _kill_group(group: Path) -> None:
     except OSError:
         pass
     for _ in range(100):
-        pids = [int(p) for sub in [group, *group.rglob("*")] if (sub / "cgroup.procs").exists()
-                for p in (sub / "cgroup.procs").read_text().split()]
+        pids = [
+            int(p)
+            for sub in [group, *group.rglob("*")]
+            if (sub / "cgroup.procs").exists()
+            for p in (sub / "cgroup.procs").read_text().split()
+        ]
         if not pids:
             break
         for pid in pids:
@@ -269,7 +274,7 @@ def _wait_empty(group: Path, timeout: float = KILL_WAIT) -> bool:
 
 def sweep_cgroups(base: Path) -> list[str]:
     """Kill and remove the job cgroups of service processes that are gone; their names."""
-    swept = []
+    swept: list[str] = []
     try:
         owners = [p for p in base.iterdir() if p.is_dir()]
     except OSError:
@@ -320,7 +325,11 @@ class Tree:
         try:
             guard = subprocess.Popen(
                 [sys.executable, "-m", "hostpulse.containment", "guard", self.mode, self.owner_path()],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, bufsize=0, env=env, start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                bufsize=0,
+                env=env,
+                start_new_session=True,
                 cwd="/",
             )
         except OSError as exc:
@@ -380,8 +389,13 @@ class Tree:
 def _popen(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """The child in a session of its own, stdout and stderr on one pipe."""
     return subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        cwd=cwd, env=dict(env), start_new_session=True,
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
     )
 
 
@@ -629,8 +643,11 @@ def guard(mode: str, owner: str) -> int:
             Store(Path(store)).finish_job(job_id, KILLED)
         except Exception as exc:  # one store unwritable: the others still recorded
             log.error("jobs: job %s was killed, but its end could not be recorded: %s", job_id, exc)
-    log.warning("jobs: the service process %s is gone; killed its jobs %s", owner.rsplit("/", 1)[-1].split("-")[0][1:],
-                ", ".join(sorted(job for job, _ in jobs.values())))
+    log.warning(
+        "jobs: the service process %s is gone; killed its jobs %s",
+        owner.rsplit("/", 1)[-1].split("-")[0][1:],
+        ", ".join(sorted(job for job, _ in jobs.values())),
+    )
     return 0
 
 

@@ -2,32 +2,20 @@
 
 ``ApiError`` is a Werkzeug ``HTTPException``, so Flask and Quart both send it through
 their HTTP-exception handler, and each app needs a single handler calling
-:func:`describe`.
+:func:`describe`. The codes themselves are in ``hostpulse.errorcodes`` (no Werkzeug there:
+the agent reads them too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
 
-# Where Python's phrase is not the code SPEC names (413 is "Request Entity Too Large" in 3.11).
-CODES = {413: "payload_too_large", 500: "internal_server_error"}
+from hostpulse.errorcodes import INTERNAL_SERVER_ERROR, error_code
 
 INTERNAL_MESSAGE = "The server hit an error it could not handle; it has been logged."
-
-
-def error_code(status: int) -> str:
-    """The status's reason in snake_case: 404 -> ``not_found``."""
-    if status in CODES:
-        return CODES[status]
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        return "error"
-    return phrase.lower().replace("-", "_").replace(" ", "_").replace("'", "")
 
 
 class ApiError(HTTPException):
@@ -48,19 +36,28 @@ class ApiError(HTTPException):
         self.extra = extra
         self.extra_headers = dict(headers or {})
 
+    def body(self) -> dict[str, Any]:
+        """The JSON body sent for it: ``error``, ``message`` and any extra fields."""
+        return {"error": self.error, "message": self.description, **self.extra}
+
+    @classmethod
+    def from_body(cls, status: int, body: Mapping[str, Any]) -> ApiError:
+        """The error back from its status and :meth:`body` (one decoded in another process)."""
+        fields = dict(body)
+        return cls(status, fields.pop("error"), fields.pop("message"), **fields)
+
 
 def describe(exc: HTTPException) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
     """Status, JSON body and the headers to keep (``Allow``, ``WWW-Authenticate``, ...)."""
     status = exc.code or 500
     if isinstance(exc, ApiError):
-        body = {"error": exc.error, "message": exc.description, **exc.extra}
-        return status, body, list(exc.extra_headers.items())
+        return status, exc.body(), list(exc.extra_headers.items())
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     return status, {"error": error_code(status), "message": exc.description or ""}, headers
 
 
 def internal_error() -> dict[str, str]:
-    return {"error": "internal_server_error", "message": INTERNAL_MESSAGE}
+    return {"error": INTERNAL_SERVER_ERROR, "message": INTERNAL_MESSAGE}
 
 
 def invalid_json(detail: str) -> ApiError:

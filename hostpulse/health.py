@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hostpulse.errorcodes import SERVICE_UNAVAILABLE
+
 MAX_AGE = 1.0  # seconds a check's result is reused
 LOCK_TIMEOUT = 2.0  # seconds a check waits for the write lock (a probe must answer soon)
 
@@ -33,7 +35,7 @@ def health_answer(writable: bool) -> tuple[dict[str, Any], int]:
     if writable:
         return {"status": "ok", "store": "ok"}, 200
     return {
-        "error": "service_unavailable",
+        "error": SERVICE_UNAVAILABLE,
         "message": "the store cannot be written",
         "status": "error",
         "store": "unavailable",
@@ -80,8 +82,11 @@ class StoreHealth:
         if self._db is None:
             # mode=rw: a missing file is an error, never a new empty database.
             self._db = sqlite3.connect(
-                f"file:{self.path}?mode=rw", uri=True, timeout=self.lock_timeout,
-                isolation_level=None, check_same_thread=False,
+                f"file:{self.path}?mode=rw",
+                uri=True,
+                timeout=self.lock_timeout,
+                isolation_level=None,
+                check_same_thread=False,
             )
             self._data_version = None
         return self._db

@@ -50,8 +50,12 @@ def exec_body_limit(settings: Settings) -> int:
 
 
 def exec_body_too_large(settings: Settings) -> ApiError:
-    return ApiError(413, "payload_too_large", f"an exec body has {exec_body_limit(settings)} bytes at most "
-                    f"({EXEC_BODY_FACTOR} times max_command_length, within max_content_length)")
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"an exec body has {exec_body_limit(settings)} bytes at most "
+        f"({EXEC_BODY_FACTOR} times max_command_length, within max_content_length)",
+    )
 
 
 def exec_argv(body: Any, settings: Settings) -> list[str]:
@@ -65,8 +69,11 @@ def exec_argv(body: Any, settings: Settings) -> list[str]:
         raise ApiError(400, "bad_request", "the field 'cmd' must be a string")
     longest = settings.limits.max_command_length
     if len(cmd) > longest:  # before shlex, whose time grows faster than the command
-        raise ApiError(413, "payload_too_large",
-                       f"the command is {len(cmd)} characters long; at most {longest} are taken (max_command_length)")
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"the command is {len(cmd)} characters long; at most {longest} are taken (max_command_length)",
+        )
     argv = allowed_argv(cmd, settings.commands)
     check_files(argv[1:], settings.scripts)
     return argv

@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from types import TracebackType
 from urllib.parse import unquote
 
 REDACTED = "[redacted]"
@@ -79,7 +80,7 @@ def safe(text: str) -> str:
     return escape(redact(text))
 
 
-def _safe_traceback(exc_info: tuple) -> str:
+def _safe_traceback(exc_info: tuple[type[BaseException], BaseException, TracebackType | None]) -> str:
     """The traceback as ``logging`` writes it, each exception's message made safe."""
     te = traceback.TracebackException(*exc_info)
     seen: set[int] = set()
@@ -89,8 +90,9 @@ def _safe_traceback(exc_info: tuple) -> str:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(getattr(current, "_str", None), str):
-            current._str = safe(current._str)
+        message = getattr(current, "_str", None)  # 3.11-3.13 keep the message in a private _str
+        if isinstance(message, str):
+            current._str = safe(message)  # type: ignore[attr-defined]  # which typeshed leaves out
         notes = getattr(current, "__notes__", None)
         if notes:
             current.__notes__ = [safe(str(note)) for note in notes]
@@ -155,8 +157,8 @@ class Repeats(logging.Filter):
         self._episodes: dict[tuple[str, str], _Episode] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        decided = getattr(record, "_hostpulse_repeat", None)
-        if decided is not None:
+        decided = getattr(record, "_hostpulse_repeat", None)  # set below, a bool
+        if isinstance(decided, bool):
             return decided
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None or record.levelno < logging.ERROR:
@@ -212,8 +214,14 @@ class Repeats(logging.Filter):
             logger.warning("%s: stopped; %d more since %s were not logged", episode.what, total, started)
         elif not ended:
             if report:
-                logger.warning("%s: still happening; %d more in the last %.0f s were not logged (%d since %s)",
-                               episode.what, count, self.remind, total, started)
+                logger.warning(
+                    "%s: still happening; %d more in the last %.0f s were not logged (%d since %s)",
+                    episode.what,
+                    count,
+                    self.remind,
+                    total,
+                    started,
+                )
             self._arm(key, max(0.05, min(self.quiet - quiet_for, self.remind)))
 
 
@@ -240,6 +248,17 @@ def protect_tree(name: str, skip: tuple[str, ...] = ()) -> None:
 
 
 __all__ = [
-    "QUIET", "REDACTED", "REMIND", "REPEATS", "SAFE", "Repeats", "SafeRecords",
-    "escape", "protect", "protect_tree", "redact", "redact_query", "safe",
+    "QUIET",
+    "REDACTED",
+    "REMIND",
+    "REPEATS",
+    "SAFE",
+    "Repeats",
+    "SafeRecords",
+    "escape",
+    "protect",
+    "protect_tree",
+    "redact",
+    "redact_query",
+    "safe",
 ]

@@ -1,6 +1,6 @@
 """Tokens and the command allow-list follow the config file while the service runs.
 
-SPEC, "Configuration changes at run time": a token added or revoked (``hostpulse
+README, "Changes at run time": a token added or revoked (``hostpulse
 token-add`` / ``token-revoke``, or an edit of the file) takes effect in every worker within
 2 s, without a restart. Each worker looks at the file's ``os.stat`` stamp at most every
 :data:`CHECK_EVERY` seconds, from the token check every request goes through

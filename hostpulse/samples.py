@@ -5,7 +5,7 @@ Used by both sides of the wire. The agent flattens what psutil returns into
 it touches the store, so the store only ever sees finite numbers under sane names.
 Standard library only: a monitored host installs nothing of the server.
 
-A batch (SPEC, "Agent batches")::
+A batch (SPEC, "Agent batches"), as :func:`wire_form` builds it for the agent's spool::
 
     {"host": "web-1", "run": "<spool id>", "seq": 41, "dropped": 0,
      "samples": [{"ts": 1764000000.0, "values": {"cpu_percent": 12.5}}]}
@@ -13,11 +13,14 @@ A batch (SPEC, "Agent batches")::
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from hostpulse.errorcodes import BAD_REQUEST, MISSING_FIELD, PAYLOAD_TOO_LARGE
 
 MAX_NAME_LENGTH = 200
 MAX_HOST_LENGTH = 253
@@ -67,13 +70,7 @@ class Batch:
 
     def as_json(self) -> dict[str, Any]:
         """The wire form, as :func:`validate_batch` accepts it back."""
-        return {
-            "host": self.host,
-            "run": self.run,
-            "seq": self.seq,
-            "dropped": self.dropped,
-            "samples": [{"ts": s.ts, "values": dict(s.values)} for s in self.samples],
-        }
+        return wire_form(self.host, self.run, self.seq, self.dropped, ((s.ts, s.values) for s in self.samples))
 
 
 @dataclass(frozen=True)
@@ -89,9 +86,7 @@ class TimeWindow:
 class BatchError(ValueError):
     """A batch the service refuses; ``seq`` is echoed when it could be read, so the agent knows which."""
 
-    def __init__(
-        self, message: str, seq: int | None = None, code: str = "bad_request", status: int = 400
-    ) -> None:
+    def __init__(self, message: str, seq: int | None = None, code: str = BAD_REQUEST, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.seq = seq
@@ -100,6 +95,31 @@ class BatchError(ValueError):
 
     def as_json(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, "seq": self.seq}
+
+
+# --- the wire form ----------------------------------------------------------------------
+
+
+def wire_form(
+    host: str, run: str, seq: int, dropped: int, samples: Iterable[tuple[float, Mapping[str, float]]]
+) -> dict[str, Any]:
+    """A batch as it goes on the wire (the module's docstring): one definition for
+    :meth:`Batch.as_json` and the agent's spool, so the two never drift apart."""
+    return {
+        "host": host,
+        "run": run,
+        "seq": seq,
+        "dropped": dropped,
+        "samples": [{"ts": ts, "values": dict(values)} for ts, values in samples],
+    }
+
+
+def wire_bytes(
+    host: str, run: str, seq: int, dropped: int, samples: Iterable[tuple[float, Mapping[str, float]]]
+) -> bytes:
+    """:func:`wire_form` as the agent spools and sends it: compact JSON, and a NaN or an
+    infinity raises here rather than reaching the service as invalid JSON."""
+    return json.dumps(wire_form(host, run, seq, dropped, samples), separators=(",", ":"), allow_nan=False).encode()
 
 
 # --- names and numbers -------------------------------------------------------------------
@@ -118,12 +138,7 @@ def is_number(value: object) -> bool:
 def valid_name(name: object) -> bool:
     """1 to 200 characters of printable ASCII (space to tilde)."""
     # For ASCII text, isprintable() is exactly 0x20-0x7E; both run in C (this is per value).
-    return (
-        isinstance(name, str)
-        and 0 < len(name) <= MAX_NAME_LENGTH
-        and name.isascii()
-        and name.isprintable()
-    )
+    return isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH and name.isascii() and name.isprintable()
 
 
 def valid_host(host: object) -> bool:
@@ -134,7 +149,13 @@ def valid_host(host: object) -> bool:
 
 
 def valid_run(run: object) -> bool:
+    """1 to 64 of A-Z a-z 0-9 _ - (the agent's spool id)."""
     return isinstance(run, str) and _RUN.fullmatch(run) is not None
+
+
+def is_count(value: object) -> bool:
+    """An integer the store can keep (a seq, a drop count): 0 to 2**63-1, ``True`` not one."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
 
 
 # --- flattening psutil results -----------------------------------------------------------
@@ -177,14 +198,9 @@ def flatten(name: str, value: object) -> dict[str, float]:
 # --- validation --------------------------------------------------------------------------
 
 
-def _is_count(value: object) -> bool:
-    """An integer the store can keep: 0 to 2**63-1 (``True`` is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
-
-
 def _seq_of(obj: Mapping[str, Any]) -> int | None:
     seq = obj.get("seq")
-    return seq if _is_count(seq) else None
+    return seq if is_count(seq) else None
 
 
 def _check_time(ts: float, where: str, seq: int, window: TimeWindow) -> None:
@@ -208,7 +224,7 @@ def _sample(raw: object, index: int, seq: int, window: TimeWindow | None = None)
         raise BatchError(f"{where} must be an object", seq)
     missing = SAMPLE_FIELDS - raw.keys()
     if missing:
-        raise BatchError(f"{where} lacks {', '.join(sorted(missing))}", seq, "missing_field")
+        raise BatchError(f"{where} lacks {', '.join(sorted(missing))}", seq, MISSING_FIELD)
     extra = raw.keys() - SAMPLE_FIELDS
     if extra:
         raise BatchError(f"{where} has unknown field(s) {', '.join(sorted(map(str, extra)))}", seq)
@@ -242,9 +258,7 @@ def _sample(raw: object, index: int, seq: int, window: TimeWindow | None = None)
     return Sample(float(ts), checked)
 
 
-def validate_batch(
-    obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWindow | None = None
-) -> Batch:
+def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWindow | None = None) -> Batch:
     """The batch as a typed :class:`Batch`, or :class:`BatchError` saying what is wrong.
 
     Strict on purpose: every value stored is one that a query or ``/metrics`` can render,
@@ -257,7 +271,7 @@ def validate_batch(
     seq = _seq_of(obj)
     missing = REQUIRED_FIELDS - obj.keys()
     if missing:
-        raise BatchError(f"the batch lacks {', '.join(sorted(missing))}", seq, "missing_field")
+        raise BatchError(f"the batch lacks {', '.join(sorted(missing))}", seq, MISSING_FIELD)
     extra = obj.keys() - REQUIRED_FIELDS - OPTIONAL_FIELDS
     if extra:
         raise BatchError(f"unknown field(s) {', '.join(sorted(map(str, extra)))}", seq)
@@ -274,7 +288,7 @@ def validate_batch(
     if not valid_run(run):
         raise BatchError("run must be 1 to 64 of A-Z a-z 0-9 _ -", seq)
     dropped = obj.get("dropped", 0)
-    if not _is_count(dropped):
+    if not is_count(dropped):
         raise BatchError("dropped must be an integer from 0 to 2**63-1", seq)
     raw_samples = obj["samples"]
     if not isinstance(raw_samples, list):
@@ -285,19 +299,17 @@ def validate_batch(
         raise BatchError(
             f"{len(raw_samples)} samples in one batch; the limit is {limits.max_samples}",
             seq,
-            "payload_too_large",
+            PAYLOAD_TOO_LARGE,
             413,
         )
     total = sum(
-        len(s["values"])
-        for s in raw_samples
-        if isinstance(s, Mapping) and isinstance(s.get("values"), Mapping)
+        len(s["values"]) for s in raw_samples if isinstance(s, Mapping) and isinstance(s.get("values"), Mapping)
     )
     if total > limits.max_values:
         raise BatchError(
             f"{total} values in one batch; the limit is {limits.max_values}",
             seq,
-            "payload_too_large",
+            PAYLOAD_TOO_LARGE,
             413,
         )
     samples = tuple(_sample(raw, i, seq, window) for i, raw in enumerate(raw_samples))
@@ -315,9 +327,12 @@ __all__ = [
     "Sample",
     "TimeWindow",
     "flatten",
+    "is_count",
     "is_number",
     "valid_host",
     "valid_name",
     "valid_run",
     "validate_batch",
+    "wire_bytes",
+    "wire_form",
 ]

@@ -8,22 +8,19 @@ disagree about a limit, a token or the allow-list.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import re
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hostpulse.tokens import ROLES
+
 MiB = 1024 * 1024
 log = logging.getLogger("hostpulse.settings")
-
-# Here, not in hostpulse.auth (which needs Werkzeug), so the CLI runs on the agent's install.
-ROLES = ("agent", "viewer", "admin")
 
 
 class SettingsError(ValueError):
@@ -78,8 +75,8 @@ class Token:
     email: str = ""
     id: int = 0
     roles: tuple[str, ...] = ()
-    # The hosts whose batches it may send: shell-style patterns, lower case (SPEC "Agents
-    # and their hosts"). Left out of the file: every host.
+    # The hosts whose batches it may send: shell-style patterns, lower case (README, "Tokens
+    # and roles": an agent's token reports only its hosts). Left out of the file: every host.
     hosts: tuple[str, ...] = ("*",)
 
 
@@ -158,7 +155,16 @@ def config_path(instance: Path, environ: Mapping[str, str] = os.environ) -> Path
     return Path(environ.get("HOSTPULSE_CONFIG") or instance / "config.toml")
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
+Kind = type[int] | type[float] | type[str]
+KINDS: dict[str, Kind] = {"int": int, "float": float, "str": str}
+
+
+def _kind(f: dataclasses.Field[Any]) -> Kind:
+    """A section field's kind, from its annotation (a string: this module's annotations are)."""
+    return KINDS[str(f.type)]
+
+
+def _coerce(value: Any, kind: Kind, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, str) and kind is not str:
@@ -168,7 +174,7 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
             raise SettingsError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
     if not isinstance(value, kind) or isinstance(value, bool):
         raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
-    if kind in (int, float) and value < 0:
+    if isinstance(value, int | float) and value < 0:
         raise SettingsError(f"{where}: must not be negative, got {value!r}")
     return value
 
@@ -176,7 +182,7 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
 def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise SettingsError(f"{where}: expected a table")
-    kinds = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in dataclasses.fields(cls)}
+    kinds = {f.name: _kind(f) for f in dataclasses.fields(cls)}
     unknown = set(data) - set(kinds)
     if unknown:
         raise SettingsError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(kinds)}")
@@ -216,15 +222,11 @@ def host_patterns(value: Any, where: str) -> tuple[str, ...]:
         raise SettingsError(f"{where}: expected a non-empty list of host name patterns, got {value!r}")
     for pattern in value:
         if not _HOST_PATTERN.fullmatch(pattern):
-            raise SettingsError(
-                f"{where}: {pattern!r} is not a host name pattern (letters, digits, . - and * ? [ ] !)"
-            )
+            raise SettingsError(f"{where}: {pattern!r} is not a host name pattern (letters, digits, . - and * ? [ ] !)")
     return tuple(p.lower() for p in value)
 
 
 def _commands(items: Any, where: str) -> tuple[Command, ...]:
-    import re
-
     if not isinstance(items, list):
         raise SettingsError(f"{where}: expected an array of tables [[commands]]")
     commands = []
@@ -244,9 +246,7 @@ def _commands(items: Any, where: str) -> tuple[Command, ...]:
     return tuple(commands)
 
 
-def load(
-    instance: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ
-) -> Settings:
+def load(instance: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
     """Defaults, then the TOML file (if present), then ``HOSTPULSE_<SECTION>_<KEY>``."""
     folder = Path(instance or environ.get("HOSTPULSE_INSTANCE") or "instance").absolute()
     path = config_path(folder, environ)
@@ -266,13 +266,23 @@ def load(
         for f in dataclasses.fields(cls):
             env = f"HOSTPULSE_{name.upper()}_{f.name.upper()}"
             if env in environ:  # coerced here, so that an error names the variable
-                section[f.name] = _coerce(environ[env], {"int": int, "float": float, "str": str}[f.type], env)
+                section[f.name] = _coerce(environ[env], _kind(f), env)
         setattr(settings, name, _section(cls, section, f"{path.name} [{name}]"))
     if "tokens" in data:
         settings.tokens = _tokens(data["tokens"], f"{path.name} tokens")
     if "commands" in data:
         settings.commands = _commands(data["commands"], f"{path.name} commands")
     _warn_unknown_variables(environ)
+    return settings
+
+
+def for_app(instance_path: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Settings:
+    """The settings a ``create_app`` runs with: ``settings`` made in code (tests: no file is
+    read), else :func:`load` from ``instance_path``. Both at once is refused: which folder?"""
+    if settings is None:
+        return load(instance_path)
+    if instance_path is not None:
+        raise TypeError("create_app takes settings or instance_path, not both (settings.instance is the folder)")
     return settings
 
 
@@ -296,71 +306,3 @@ def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             log.warning("unknown variable %s is ignored%s", name, hint)
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def dump(settings: Settings) -> str:
-    """Settings as TOML, so that a written file loads back to the same object."""
-    lines = ["# hostpulse configuration; HOSTPULSE_<SECTION>_<KEY> overrides a key.", ""]
-    for name in SECTIONS:
-        lines.append(f"[{name}]")
-        for key, value in dataclasses.asdict(getattr(settings, name)).items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    for token in settings.tokens:
-        lines.append("[[tokens]]")
-        for key, value in dataclasses.asdict(token).items():
-            if key == "hosts" and tuple(value) == Token.hosts:  # every host: left out
-                continue
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    for command in settings.commands:
-        lines += ["[[commands]]", f"program = {_toml_value(command.program)}"]
-        lines += [f"args = {_toml_value(list(command.args))}", ""]
-    return "\n".join(lines)
-
-
-def save(settings: Settings, path: Path | None = None) -> Path:
-    """Write the config file with mode 0600 (it holds token hashes), atomically."""
-    path = path or config_path(settings.instance)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dump(settings))
-    os.replace(tmp, path)
-    return path
-
-
-ROLE_USERS = {
-    "admin": ("admin", "admin@localhost", 1),
-    "viewer": ("viewer", "viewer@localhost", 2),
-    "agent": ("agent", "agent@localhost", 3),
-}
-
-
-def write_test_config(instance_dir: Path, tokens: Mapping[str, str], **sections: Mapping[str, Any]) -> Path:
-    """A config with one known token per role (tests, the compat suite)."""
-    settings = Settings(instance=Path(instance_dir))
-    settings.tokens = tuple(
-        Token(hash_token(token), *ROLE_USERS[role], roles=(role,)) for role, token in tokens.items()
-    )
-    for name, values in sections.items():
-        for key, value in values.items():
-            setattr(getattr(settings, name), key, value)
-    return save(settings)

@@ -150,8 +150,7 @@ class Store:
                 return False
             db.execute("DELETE FROM job_lines WHERE job_id = ?", (job_id,))
             db.execute(
-                "INSERT OR REPLACE INTO jobs (id, argv, status, started, deadline) "
-                "VALUES (?, ?, 'running', ?, ?)",
+                "INSERT OR REPLACE INTO jobs (id, argv, status, started, deadline) VALUES (?, ?, 'running', ?, ?)",
                 (job_id, json.dumps(argv), now, now + timeout),
             )
         return True
@@ -179,7 +178,8 @@ class Store:
 
     def poll_job(self, job_id: str, line_num: int) -> dict[str, Any] | None:
         """The job's state and the newest ``line_num`` lines not yet polled (then marked polled),
-        running or finished (SPEC: a finished job's last lines are not lost, issue 11 item 13)."""
+        running or finished (a job's last lines, written after the last poll, are still shown
+        once: issue 11 item 13)."""
         with self.transaction() as db:
             self._reap_orphans(db, time.time())
             row = db.execute("SELECT status, returncode, polled FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -52,7 +52,7 @@ def _writer_alive(name: str) -> bool:
     """Whether the process a part file's name gives (``.part-<pid>-...``) runs, other than
     this one (an upload being set up: created, not yet locked)."""
     try:
-        pid = int(name[len(PART_PREFIX):].split("-", 1)[0])
+        pid = int(name[len(PART_PREFIX) :].split("-", 1)[0])
     except ValueError:
         return False
     if pid == os.getpid():
@@ -75,7 +75,7 @@ def _writer_alive(name: str) -> bool:
 def sweep_parts(folder: Path) -> list[str]:
     """Remove the part files of uploads whose writer is gone (cut by ``kill -9``): those
     nobody holds locked; the names removed. A part file an upload still writes stays."""
-    removed = []
+    removed: list[str] = []
     try:
         names = [n for n in os.listdir(folder) if n.startswith(PART_PREFIX)]
     except FileNotFoundError:

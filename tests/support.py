@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
 from hostpulse.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from quart import Blueprint, Response, current_app, jsonify
+from quart import Blueprint, Response, jsonify
 
-from hostpulse.health import StoreHealth, health_answer
+from hostpulse.health import health_answer
+
+from ..resources import get_health
 
 bp = Blueprint("health", __name__)
 
 
-def _health() -> StoreHealth:
-    health = current_app.extensions.get("hostpulse.health")
-    if health is None:
-        health = current_app.extensions["hostpulse.health"] = StoreHealth(current_app.extensions["hostpulse"].db_path)
-    return health
-
-
 @bp.get("/healthz")
 async def healthz() -> tuple[Response, int]:
-    health = _health()
+    health = get_health()
     writable = health.fresh()  # most calls: the last check's result, no thread, no I/O
     if writable is None:
         writable = await asyncio.to_thread(health.writable)

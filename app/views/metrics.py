@@ -20,134 +20,89 @@ import math
 import time
 from typing import Any
 
-from quart import Blueprint, Quart, Response, current_app, g, jsonify, request, websocket
-from quart.blueprints import BlueprintSetupState
+from quart import Blueprint, Response, g, jsonify, request, websocket
 
-from ..requests import read_body
 from hostpulse.auth import check_reporter
+from hostpulse.errorcodes import INTERNAL_SERVER_ERROR, PAYLOAD_TOO_LARGE
 from hostpulse.errors import ApiError, missing_field
 from hostpulse.payloads import decode_json, require_json
 from hostpulse.samples import DEFAULT_LIMITS, Batch, BatchError, TimeWindow, validate_batch
-from hostpulse.series import MIN_STEP, GroupCommitter, SeriesStore
+from hostpulse.series import MIN_STEP
+
+from ..requests import read_body
+from ..resources import get_committer, get_series, get_settings
 
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger("hostpulse.metrics")
 
-SERIES = "hostpulse.series"
-COMMITTER = "hostpulse.series.committer"
-PRUNER = "hostpulse.series.pruner"
 # Batches of one WebSocket being validated or committed at once (acks may come out of order).
 IN_FLIGHT_PER_CONNECTION = 64
 MAX_POINTS = 50_000
 
 
-@bp.record_once
-def _open_store(state: BlueprintSetupState) -> None:
-    settings = state.app.extensions["hostpulse"]
-    state.app.extensions[SERIES] = SeriesStore(
-        settings.db_path,
-        settings.store.retention or math.inf,
-        max_series_per_host=settings.store.max_series_per_host or None,
-        max_series=settings.store.max_series or None,
-    )
-
-
-def _store() -> SeriesStore:
-    return current_app.extensions[SERIES]
-
-
-def _committer() -> GroupCommitter:
-    """One committer per event loop (a test client may run several apps' loops)."""
-    loop = asyncio.get_running_loop()
-    owner, committer = current_app.extensions.get(COMMITTER, (None, None))
-    if owner is not loop or committer is None:
-        committer = GroupCommitter(_store())
-        current_app.extensions[COMMITTER] = (loop, committer)
-    return committer
-
-
 def _max_batch_bytes() -> int:
-    return min(DEFAULT_LIMITS.max_bytes, current_app.extensions["hostpulse"].limits.max_content_length)
+    return min(DEFAULT_LIMITS.max_bytes, get_settings().limits.max_content_length)
 
 
 def _time_window() -> TimeWindow:
     """Sample times taken now: up to ``max_skew`` ahead, no older than the retention."""
-    store = current_app.extensions["hostpulse"].store
+    store = get_settings().store
     return TimeWindow(time.time(), store.max_skew, store.retention or math.inf)
 
 
-def _check_sender(batch: Batch) -> None:
-    """SPEC "Agents and their hosts": the token reports only its hosts, and only while it
-    is configured (BatchError ``forbidden`` / ``unauthorized`` with the batch's seq)."""
-    check_reporter(current_app.extensions["hostpulse"], g.get("user"), batch.host, batch.seq)
-
-
-async def _prune_forever(app: Quart) -> None:
-    store: SeriesStore = app.extensions[SERIES]
-    period = min(3600.0, max(1.0, store.retention / 10))
-    while True:
-        try:
-            deleted = await asyncio.to_thread(store.prune)
-            if deleted:
-                log.info("retention: deleted %d samples older than %g s", deleted, store.retention)
-        except Exception:  # a locked or full disk: try again next period
-            log.exception("retention pruning failed")
-        await asyncio.sleep(period)
-
-
-@bp.before_app_serving
-async def _start_pruning() -> None:
-    if not math.isinf(current_app.extensions[SERIES].retention):
-        current_app.extensions[PRUNER] = asyncio.create_task(_prune_forever(current_app._get_current_object()))
-
-
-@bp.after_app_serving
-async def _stop() -> None:
-    pruner = current_app.extensions.pop(PRUNER, None)
-    if pruner is not None:
-        pruner.cancel()
-    _, committer = current_app.extensions.pop(COMMITTER, (None, None))
-    if committer is not None:
-        await committer.close()
-
-
 # --- ingest ------------------------------------------------------------------------------
+#
+# Every refusal of a batch is a BatchError, whose ``as_json()`` is the one wire form of a
+# refusal (``{"error", "message", "seq"}``) and whose ``status`` is the HTTP status of
+# ``POST /ingest``; a WebSocket sends the same body and stays open.
 
 
-async def _ingest(raw: bytes | str) -> dict[str, Any]:
-    """One batch's answer: the ack after the commit, or the error (never raises for the batch)."""
-    if len(raw) > _max_batch_bytes():
-        return BatchError(
-            f"the batch is larger than {_max_batch_bytes()} bytes", None, "payload_too_large", 413
-        ).as_json() | {"status": 413}
+def _read_batch(raw: bytes | str) -> Batch:
+    """The batch in ``raw``, checked: its size, JSON, fields and times, and that the token
+    may still report its host (an agent token reports only its hosts, and only while it is
+    configured: a WebSocket outlives a revoke)."""
+    limit = _max_batch_bytes()
+    if len(raw) > limit:
+        raise BatchError(f"the batch is larger than {limit} bytes", None, PAYLOAD_TOO_LARGE, 413)
     try:
         obj = decode_json(raw.encode("utf-8") if isinstance(raw, str) else raw)
     except ApiError as exc:
-        return {"error": exc.error, "message": exc.description, "seq": None, "status": 400}
+        raise BatchError(exc.description or "", None, exc.error, exc.code or 400) from None
+    batch = validate_batch(obj, window=_time_window())
+    check_reporter(get_settings(), g.get("user"), batch.host, batch.seq)
+    return batch
+
+
+def _store_failed(seq: int | None) -> BatchError:
+    return BatchError("the batch could not be stored", seq, INTERNAL_SERVER_ERROR, 500)
+
+
+async def _commit(batch: Batch) -> int:
+    """The seq to acknowledge once the batch's group commit is on disk."""
     try:
-        batch = validate_batch(obj, window=_time_window())
-        _check_sender(batch)
-    except BatchError as exc:
-        return exc.as_json() | {"status": exc.status}
-    try:
-        ack = await _committer().submit(batch)
-    except BatchError as exc:  # refused by the store (a cap on series): this batch alone
-        return exc.as_json() | {"status": exc.status}
+        return await get_committer().submit(batch)
+    except BatchError:  # refused by the store (a cap on series): this batch alone
+        raise
     except Exception:  # failed in the store; logged, and answered with its seq
         log.exception("storing batch %d of host %s failed", batch.seq, batch.host)
-        return {
-            "error": "internal_server_error", "message": "the batch could not be stored",
-            "seq": batch.seq, "status": 500,
-        }
-    return {"ack": ack, "run": batch.run}
+        raise _store_failed(batch.seq) from None
+
+
+async def _ingest(raw: bytes | str) -> tuple[dict[str, Any], int]:
+    """One batch's answer and status: the ack once committed, or its refusal (it never
+    raises for the batch, so a WebSocket answers it and stays open)."""
+    try:
+        batch = _read_batch(raw)
+        ack = await _commit(batch)
+    except BatchError as exc:
+        return exc.as_json(), exc.status
+    return {"ack": ack, "run": batch.run}, 200
 
 
 @bp.post("/ingest")
 async def ingest() -> tuple[Response, int]:
     require_json(request.mimetype)
-    raw = await read_body(_max_batch_bytes())
-    answer = await _ingest(raw)
-    status = answer.pop("status", 200)
+    answer, status = await _ingest(await read_body(_max_batch_bytes()))
     return jsonify(answer), status
 
 
@@ -160,13 +115,12 @@ async def ws_agent() -> None:
 
     async def answer(raw: bytes | str) -> None:
         try:
-            reply = await _ingest(raw)
+            reply, _ = await _ingest(raw)
         except Exception:
             log.exception("storing a batch failed")
-            reply = {"error": "internal_server_error", "message": "the batch could not be stored", "seq": None}
+            reply = _store_failed(None).as_json()
         finally:
             slots.release()
-        reply.pop("status", None)
         async with sending:
             try:
                 await websocket.send(json.dumps(reply, separators=(",", ":"), sort_keys=True))
@@ -175,7 +129,7 @@ async def ws_agent() -> None:
 
     # [limits] websocket_idle_timeout: an agent that sends nothing for this long (and awaits
     # no ack) is disconnected; a live agent sends a batch every interval and reconnects.
-    idle = current_app.extensions["hostpulse"].limits.websocket_idle_timeout or None
+    idle = get_settings().limits.websocket_idle_timeout or None
     try:
         while True:
             try:
@@ -202,7 +156,9 @@ async def ws_agent() -> None:
 async def ws_agent_over_http() -> Response:
     """A plain GET (a browser, curl) would get Werkzeug's bare 400: say what the route speaks."""
     raise ApiError(
-        426, "upgrade_required", "/ws/agent speaks WebSocket: connect with Upgrade: websocket",
+        426,
+        "upgrade_required",
+        "/ws/agent speaks WebSocket: connect with Upgrade: websocket",
         headers={"Upgrade": "websocket", "Connection": "Upgrade"},
     )
 
@@ -225,14 +181,9 @@ def _number_arg(name: str) -> float | None:
 
 @bp.get("/hosts")
 async def hosts() -> Response:
-    found = await asyncio.to_thread(_store().hosts)
+    found = await asyncio.to_thread(get_series().hosts)
     return jsonify(
-        {
-            "hosts": [
-                {"host": h.host, "last_seen": h.last_seen, "dropped": h.dropped, "latest": h.latest}
-                for h in found
-            ]
-        }
+        {"hosts": [{"host": h.host, "last_seen": h.last_seen, "dropped": h.dropped, "latest": h.latest} for h in found]}
     )
 
 
@@ -245,18 +196,16 @@ async def series(host: str) -> Response:
     if step is not None and step < MIN_STEP:
         raise ApiError(400, "bad_request", "step must be at least 0.001 seconds (1 ms)")
     host = host.lower()
-    store = _store()
+    store = get_series()
     if not await asyncio.to_thread(store.has_host, host):
         raise ApiError(404, "not_found", f"no batches from host {host!r}")
     points = await asyncio.to_thread(store.series, host, name, since, until, step, MAX_POINTS + 1)
     if len(points) > MAX_POINTS:
-        raise ApiError(
-            400, "bad_request", f"more than {MAX_POINTS} points: give a step or a shorter since/until range"
-        )
+        raise ApiError(400, "bad_request", f"more than {MAX_POINTS} points: give a step or a shorter since/until range")
     return jsonify({"host": host, "name": name, "step": step, "points": [list(p) for p in points]})
 
 
 @bp.get("/metrics")
 async def metrics() -> Response:
-    text = await asyncio.to_thread(_store().prometheus_text)
+    text = await asyncio.to_thread(get_series().prometheus_text)
     return Response(text, content_type="text/plain; version=0.0.4; charset=utf-8")

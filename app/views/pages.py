@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from quart import Blueprint, Response, current_app, g, redirect, url_for
+from quart import Blueprint, Response, g, redirect, url_for
+from werkzeug.wrappers.response import Response as WerkzeugResponse
+
+from hostpulse.payloads import legacy_echo, legacy_list
 
 from ..requests import read_body
-from hostpulse.payloads import legacy_echo, legacy_list
+from ..resources import get_settings, get_store
 
 bp = Blueprint("pages", __name__)
 
@@ -19,16 +22,14 @@ async def hello_world() -> str:
 
 @bp.post("/")
 async def legacy_post() -> Response:
-    settings = current_app.extensions["hostpulse"]
-    data = await read_body(settings.limits.max_content_length)
+    data = await read_body(get_settings().limits.max_content_length)
     if legacy_list(data):
-        store = current_app.extensions["hostpulse.store"]
-        await asyncio.to_thread(store.add_legacy_post, g.user.username, data.decode("utf-8", "replace"))
+        await asyncio.to_thread(get_store().add_legacy_post, g.user.username, data.decode("utf-8", "replace"))
     return Response(legacy_echo(data), mimetype="text/plain")
 
 
 @bp.get("/usrname")
-async def admin() -> Response:
+async def admin() -> WerkzeugResponse:
     return redirect(url_for("pages.login"))
 
 

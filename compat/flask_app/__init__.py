@@ -10,16 +10,19 @@ import os
 
 from flask import Flask
 
+from hostpulse import logsafe
+from hostpulse.settings import Settings, for_app
+
 from . import interceptors
-from .jobs import JobRunner
 from .requests import JSONProvider, Request
-from .views import api, data, demo, health, pages, samples
-from hostpulse import logsafe, settings as settings_module
-from hostpulse.store import Store
+from .resources import open_resources
+from .views import api, data, demo, examples, health, pages
 
 
-def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
-    settings = settings_module.load(instance_path)
+def create_app(instance_path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> Flask:
+    """The Flask version on the instance folder ``instance_path`` (else ``$HOSTPULSE_INSTANCE``,
+    else ``./instance``) and its config file, or on ``settings`` made in code (no file read)."""
+    settings = for_app(instance_path, settings)
     app = Flask(__name__, instance_path=str(settings.instance), static_folder=None)
     app.request_class = Request
     app.json = JSONProvider(app)  # the JSON depth rule of both apps (hostpulse/jsondepth.py)
@@ -29,13 +32,8 @@ def create_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=settings.limits.max_form_memory_size,
         MAX_FORM_PARTS=settings.limits.max_form_parts,
     )
-    for folder in (settings.instance, settings.uploads, settings.scripts):
-        folder.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.db_path, settings.store.legacy_retention)
-    app.extensions["hostpulse"] = settings
-    app.extensions["hostpulse.store"] = store
-    app.extensions["hostpulse.jobs"] = JobRunner(settings, store)
+    open_resources(app, settings)
     interceptors.register(app)
-    for blueprint in (pages.bp, samples.bp, data.bp, demo.bp, api.bp, health.bp):
+    for blueprint in (pages.bp, examples.bp, data.bp, demo.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

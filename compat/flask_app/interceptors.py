@@ -11,13 +11,15 @@ from hostpulse.auth import authorize
 from hostpulse.errors import describe, internal_error
 from hostpulse.payloads import elapsed_ms, request_id
 
+from .resources import get_settings
+
 
 def authenticate() -> None:
     """Routing has matched (else the dispatch raises its 404/405); now the token and role."""
     g.started = time.perf_counter()
     if request.url_rule is None:
         return
-    settings = current_app.extensions["hostpulse"]
+    settings = get_settings()
     g.user = authorize(settings, request.url_rule.rule, request.method, request.headers.get("Authorization"))
     if request.url_rule.rule == "/demo" and request.mimetype == "multipart/form-data":
         request.max_content_length = settings.limits.max_upload_length

@@ -1,4 +1,4 @@
-"""Flask's request, with a chunked body over ``MAX_CONTENT_LENGTH`` refused as SPEC says.
+"""Flask's request: a chunked body over ``MAX_CONTENT_LENGTH`` is refused 413, as by the port.
 
 Werkzeug limits a chunked body (one the server terminates, ``wsgi.input_terminated``)
 with a ``LimitedStream`` that stops silently at the limit in ``get_data()`` (so a

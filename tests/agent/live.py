@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hostpulse.series import SeriesStore
-from hostpulse.settings import write_test_config
-from tests.support import BIN, ROOT, free_port, http, wait_until_up
 from hostpulse.processes import signal_group, stop_group
+from hostpulse.series import SeriesStore
+from hostpulse.testing import write_test_config
+from tests.support import BIN, ROOT, free_port, http, wait_until_up
 
 AGENT = "agent-token-e2e"
 VIEWER = "viewer-token-e2e"
@@ -49,8 +49,9 @@ class Service:
     """The port (``app:create_app()``) under a real Hypercorn; restartable
     on the same port and instance folder, so a SIGKILL and a restart look like a crash."""
 
-    def __init__(self, instance: Path, workers: int = 1, factory: str = "app:create_app()",
-                 server: str = "hypercorn") -> None:
+    def __init__(
+        self, instance: Path, workers: int = 1, factory: str = "app:create_app()", server: str = "hypercorn"
+    ) -> None:
         self.instance = instance
         self.workers = workers
         self.factory = factory
@@ -64,17 +65,35 @@ class Service:
 
     def argv(self) -> list[str]:
         if self.server == "gunicorn":
-            return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                    self.factory]
-        return [str(BIN / "hypercorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                "--graceful-timeout", "2", self.factory]
+            return [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                self.factory,
+            ]
+        return [
+            str(BIN / "hypercorn"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--graceful-timeout",
+            "2",
+            self.factory,
+        ]
 
     def start(self) -> Service:
         self.starts += 1
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            self.argv(), cwd=ROOT, env={**os.environ, "HOSTPULSE_INSTANCE": str(self.instance)},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            self.argv(),
+            cwd=ROOT,
+            env={**os.environ, "HOSTPULSE_INSTANCE": str(self.instance)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         wait_until_up(f"{self.url}/healthz", self.proc)
@@ -104,25 +123,50 @@ class Service:
 class AgentProcess:
     """``python -m agent`` with its own spool and log; stopped with SIGTERM like systemd does."""
 
-    def __init__(self, workdir: Path, server: str, host: str, *extra: str, token: str = AGENT,
-                 names: tuple[str, ...] = ("virtual_memory",), interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server: str,
+        host: str,
+        *extra: str,
+        token: str = AGENT,
+        names: tuple[str, ...] = ("virtual_memory",),
+        interval: float = 0.2,
+    ) -> None:
         self.workdir = workdir
         self.spool = workdir / "spool"
         self.log = workdir / "agent.log"
         self.host = host
         workdir.mkdir(parents=True, exist_ok=True)
         self.argv = [
-            sys.executable, "-m", "agent", "--server", server, "--token", token, "--host", host,
-            "--interval", str(interval), "--spool", str(self.spool), "--flush-timeout", "20",
-            "--log-level", "debug", *extra, *names,
+            sys.executable,
+            "-m",
+            "agent",
+            "--server",
+            server,
+            "--token",
+            token,
+            "--host",
+            host,
+            "--interval",
+            str(interval),
+            "--spool",
+            str(self.spool),
+            "--flush-timeout",
+            "20",
+            "--log-level",
+            "debug",
+            *extra,
+            *names,
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         out = open(self.log, "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         out.close()
         return self
 

@@ -64,21 +64,24 @@ def assert_exactly_once(service: Service, agents: list[AgentProcess], max_gaps: 
 
 
 def test_sigkill_the_service_while_50_agents_stream(service: Service, tmp_path: Path) -> None:
-    agents = [
-        AgentProcess(tmp_path / f"agent{i}", service.url, f"fleet-{i}", interval=0.5).start() for i in range(50)
-    ]
+    agents = [AgentProcess(tmp_path / f"agent{i}", service.url, f"fleet-{i}", interval=0.5).start() for i in range(50)]
     try:
         hosts = {a.host for a in agents}
-        eventually(lambda: hosts <= {h for h, n in stored_counts(service).items() if n >= 2},
-                   "every agent has stored batches", timeout=120)
+        eventually(
+            lambda: hosts <= {h for h, n in stored_counts(service).items() if n >= 2},
+            "every agent has stored batches",
+            timeout=120,
+        )
         service.kill()
         # While the service is down the agents keep collecting into their spools.
-        eventually(lambda: all(len(a.waiting()) >= 2 for a in agents), "backlogs grow while it is down",
-                   timeout=120)
+        eventually(lambda: all(len(a.waiting()) >= 2 for a in agents), "backlogs grow while it is down", timeout=120)
         before = stored_counts(service)
         service.start()
-        eventually(lambda: all(stored_counts(service).get(h, 0) > before[h] + 2 for h in hosts),
-                   "every agent caught up after the restart", timeout=120)
+        eventually(
+            lambda: all(stored_counts(service).get(h, 0) > before[h] + 2 for h in hosts),
+            "every agent caught up after the restart",
+            timeout=120,
+        )
         assert all(a.stop() == 0 for a in agents)
     finally:
         for agent in agents:
@@ -96,10 +99,15 @@ def test_break_and_restore_the_connection(service: Service, tmp_path: Path) -> N
         AgentProcess(tmp_path / "http", link.url, "link-http", "--transport", "http").start(),
     ]
     try:
-        for round_ in range(2):
+        for _round in range(2):
             counts = stored_counts(service)
-            eventually(lambda: all(stored_counts(service).get(a.host, 0) >= counts.get(a.host, 0) + 2
-                                   for a in agents), "batches stored through the link")
+            eventually(
+                lambda: all(
+                    stored_counts(service).get(a.host, 0) >= counts.get(a.host, 0) + 2  # noqa: B023 -- eventually() calls it now
+                    for a in agents
+                ),
+                "batches stored through the link",
+            )
             link.cut()
             eventually(lambda: all(len(a.waiting()) >= 2 for a in agents), "backlogs grow while cut")
             link.restore()
@@ -129,7 +137,7 @@ def test_sigkill_an_agent_and_restart_it(service: Service, tmp_path: Path) -> No
     try:
         for _ in range(3):
             target = stored_counts(service).get(agent.host, 0) + 3
-            eventually(lambda: stored_counts(service).get(agent.host, 0) >= target, "batches stored")
+            eventually(lambda: stored_counts(service).get(agent.host, 0) >= target, "batches stored")  # noqa: B023 -- eventually() calls it now
             agent.kill()
             kills += 1
             run = agent.state()["run"]
@@ -145,8 +153,15 @@ def test_sigkill_an_agent_and_restart_it(service: Service, tmp_path: Path) -> No
 
 def test_a_full_spool_drops_the_oldest_and_the_service_counts_them(tmp_path: Path) -> None:
     service = Service(tmp_path / "instance")  # not started yet: the agent spools alone
-    agent = AgentProcess(tmp_path / "agent", service.url, "full-spool", "--spool-size", "65536",
-                         interval=0.05, names=("virtual_memory", "cpu_times", "disk_usage", "net_if_stats")).start()
+    agent = AgentProcess(
+        tmp_path / "agent",
+        service.url,
+        "full-spool",
+        "--spool-size",
+        "65536",
+        interval=0.05,
+        names=("virtual_memory", "cpu_times", "disk_usage", "net_if_stats"),
+    ).start()
     try:
         eventually(lambda: agent.state()["dropped"] > 0, "the spool overflowed", timeout=120)
         assert agent.waiting_bytes() <= 65536

@@ -55,9 +55,7 @@ def check_exactly_once(service: Service, agent: AgentProcess) -> list[tuple[str,
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-def test_agent_streams_and_the_query_api_shows_every_sample(
-    service: Service, tmp_path: Path, transport: str
-) -> None:
+def test_agent_streams_and_the_query_api_shows_every_sample(service: Service, tmp_path: Path, transport: str) -> None:
     host = f"e2e-{transport}"
     agent = AgentProcess(tmp_path / "agent", service.url, host, "--transport", transport).start()
     eventually(lambda: len(stored(service, host)) >= 5, "five batches stored")
@@ -148,8 +146,12 @@ BAD_BATCHES = [
     ("{not json", "invalid_json", "not valid JSON", None),
     (text_of({**GOOD, "seq": 12, "samples": [{"ts": NOW, "values": {"x" * 201: 1}}]}), "bad_request", "200", 12),
     ("{" + " " * (4 * 1024 * 1024) + "}", "payload_too_large", "larger than", None),
-    (text_of({**GOOD, "seq": 13, "samples": [{"ts": float(i), "values": {"x": 1}} for i in range(1001)]}),
-     "payload_too_large", "1001 samples", 13),
+    (
+        text_of({**GOOD, "seq": 13, "samples": [{"ts": float(i), "values": {"x": 1}} for i in range(1001)]}),
+        "payload_too_large",
+        "1001 samples",
+        13,
+    ),
 ]
 
 
@@ -197,8 +199,10 @@ def test_ingest_over_http_takes_a_batch_of_exactly_the_limit_and_refuses_one_byt
     more is refused from its declared length, before the client has sent the body."""
     limit = DEFAULT_LIMITS.max_bytes
     host, port = service.url.removeprefix("http://").split(":")
-    head = (f"POST /ingest HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {AGENT}\r\n"
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n")
+    head = (
+        f"POST /ingest HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {AGENT}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n"
+    )
     ok = text_of({**GOOD, "host": "e2e-edge", "seq": 3}).encode()
     for body, declared, sent in ((ok + b" " * (limit - len(ok)), limit, True), (b"", limit + 1, False)):
         with socket.create_connection((host, int(port)), timeout=60) as sock:
@@ -216,16 +220,20 @@ def test_ingest_over_http_takes_a_batch_of_exactly_the_limit_and_refuses_one_byt
 async def test_tokens_without_the_agent_role_cannot_send(service: Service) -> None:
     ws_url = service.url.replace("http", "ws") + "/ws/agent"
     body = text_of({**GOOD, "host": "e2e-roles"})
-    for headers, status in (({"Authorization": f"Bearer {VIEWER}"}, 403), ({}, 401),
-                            ({"Authorization": "Bearer wrong"}, 401)):
+    for headers, status in (
+        ({"Authorization": f"Bearer {VIEWER}"}, 403),
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+    ):
         # One session each: aiohttp may pool the connection of a refused handshake.
         async with aiohttp.ClientSession() as session:
             with pytest.raises(aiohttp.WSServerHandshakeError) as info:
                 await session.ws_connect(ws_url, headers=headers)
             assert info.value.status == status
         async with aiohttp.ClientSession() as session:
-            async with session.post(service.url + "/ingest", data=body,
-                                    headers={**headers, "Content-Type": "application/json"}) as resp:
+            async with session.post(
+                service.url + "/ingest", data=body, headers={**headers, "Content-Type": "application/json"}
+            ) as resp:
                 assert resp.status == status
                 assert (await resp.json())["error"] == ("forbidden" if status == 403 else "unauthorized")
                 if status == 401:
@@ -262,8 +270,10 @@ async def eventually_logged(service: Service, text: str) -> str:
 
 def test_an_agent_with_a_viewer_token_keeps_its_batches_and_says_why(service: Service, tmp_path: Path) -> None:
     agent = AgentProcess(tmp_path / "agent", service.url, "e2e-viewer", "--flush-timeout", "1", token=VIEWER).start()
-    eventually(lambda: "refused the token (HTTP 403)" in agent.text() and len(agent.waiting()) >= 2,
-               "the refusal logged and batches kept")
+    eventually(
+        lambda: "refused the token (HTTP 403)" in agent.text() and len(agent.waiting()) >= 2,
+        "the refusal logged and batches kept",
+    )
     assert agent.stop() == 0
     assert stored(service, "e2e-viewer") == []
     assert len(agent.waiting()) >= 2  # kept for when the token is fixed
@@ -281,7 +291,10 @@ def once(url: str, tmp_path: Path) -> tuple[int, str, str]:
 
     done = subprocess.run(
         [sys.executable, "-m", "agent", "--once", "--server", url, "--token", AGENT, "virtual_memory", "boot_time"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return done.returncode, done.stdout, done.stderr
 
@@ -323,7 +336,10 @@ def test_once_with_a_wrong_token_exits_1_and_prints_the_answer(service: Service,
 
     done = subprocess.run(
         [sys.executable, "-m", "agent", "--once", "--server", service.url, "--token", "nope", "boot_time"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"] == "unauthorized"

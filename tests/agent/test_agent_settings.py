@@ -19,7 +19,12 @@ def write(path: Path, text: str) -> Path:
 def test_defaults(tmp_path: Path) -> None:
     s = load(TOKEN, {})
     assert (s.server, s.interval, s.batch, s.transport, s.names, s.once) == (
-        "http://127.0.0.1:8000", 10.0, 1, "ws", (), False
+        "http://127.0.0.1:8000",
+        10.0,
+        1,
+        "ws",
+        (),
+        False,
     )
     assert s.host  # this host's name, lower-cased
     assert s.host == s.host.lower()
@@ -56,7 +61,9 @@ def test_endpoints_are_derived_from_the_base_url() -> None:
     assert endpoint("ws://h", "/", websocket=False) == "http://h/"
     s = AgentSettings(server="ws://example.org:81/x", token="t", host="h")
     assert (s.ws_url, s.ingest_url, s.legacy_url) == (
-        "ws://example.org:81/x/ws/agent", "http://example.org:81/x/ingest", "http://example.org:81/x/"
+        "ws://example.org:81/x/ws/agent",
+        "http://example.org:81/x/ingest",
+        "http://example.org:81/x/",
     )
 
 

@@ -21,7 +21,9 @@ def test_unknown_name_lists_the_valid_ones() -> None:
 
 def test_no_names_means_the_default_set_and_duplicates_collapse() -> None:
     assert check_names([]) == DEFAULT_NAMES
-    assert {"cpu_percent", "virtual_memory", "swap_memory", "disk_usage", "net_io_counters", "pids"} <= set(DEFAULT_NAMES)
+    assert {"cpu_percent", "virtual_memory", "swap_memory", "disk_usage", "net_io_counters", "pids"} <= set(
+        DEFAULT_NAMES
+    )
     assert check_names(["pids", "pids", "boot_time"]) == ("pids", "boot_time")
 
 

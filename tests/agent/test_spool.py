@@ -37,6 +37,7 @@ def test_append_writes_a_valid_batch_file_with_a_new_run(spool: Spool) -> None:
     assert valid_run(spool.run)
     body = json.loads(spool.checkout(entry))
     batch = validate_batch(body)
+    assert body == batch.as_json()  # one wire form for the spool and the service
     assert batch.key == ("web-1", spool.run, 0)
     assert batch.samples[0].values == SAMPLE[1]
     assert entry.size == entry.path.stat().st_size
@@ -181,9 +182,7 @@ def test_sigkill_while_appending_loses_no_spooled_batch(tmp_path: Path) -> None:
     path = tmp_path / "spool"
     runs, appended, acked = [], [], []
     for _ in range(2):  # kill, restart, kill again: the second life continues the same run
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         runs.append(proc.stdout.readline().split()[1])
         lines = 0

@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, http, serve
 
 ADMIN = "admin-token-for-two-workers"
@@ -21,14 +21,22 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "hypercorn.log"
     argv = [
-        str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "app:create_app()",
+        str(BIN / "hypercorn"),
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "app:create_app()",
     ]
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {ADMIN}"}
     with serve(argv, port, env={"HOSTPULSE_INSTANCE": str(tmp_path)}, log=log):
         status, _, body = http(
-            "POST", f"{base}/api/exec/two-workers", headers={**auth, "Content-Type": "application/json"},
+            "POST",
+            f"{base}/api/exec/two-workers",
+            headers={**auth, "Content-Type": "application/json"},
             body=json.dumps({"cmd": "python3 lines.py"}).encode(),
         )
         assert (status, json.loads(body)) == (200, {"mode": "exec", "status": "accepted"})
@@ -50,8 +58,9 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
     numbers = [int(line.split()[1]) for line in seen_lines]
     assert numbers == sorted(set(numbers)), "a line was shown twice or out of order"
     # The app's access log (app/access_log.py): worker pid, client, request line, status, bytes.
-    lines = re.findall(r'<(\d+)> 127\.0\.0\.1:\d+ "POST /api/(exec|poll)/two-workers 1\.1" (\d+) (\d+) \d+us',
-                       log.read_text())
+    lines = re.findall(
+        r'<(\d+)> 127\.0\.0\.1:\d+ "POST /api/(exec|poll)/two-workers 1\.1" (\d+) (\d+) \d+us', log.read_text()
+    )
     assert len(lines) == 1 + len(answers), lines
     assert {(kind, status) for _, kind, status, _ in lines} == {("exec", "200"), ("poll", "200")}
     assert all(int(size) > 0 for *_, size in lines)

@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, http, serve
 
 ADMIN = "admin-token-for-logs"
@@ -20,18 +20,34 @@ def test_service_messages_and_access_lines_reach_the_logs(tmp_path: Path) -> Non
     (tmp_path / "scripts" / "sleepy.py").write_text("import time\ntime.sleep(60)\n")
     port = free_port()
     log = tmp_path / "hypercorn.log"
-    argv = [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-            "--workers", "1", "app:create_app()"]
+    argv = [
+        str(BIN / "hypercorn"),
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "app:create_app()",
+    ]
     base = f"http://127.0.0.1:{port}"
     with serve(argv, port, env={"HOSTPULSE_INSTANCE": str(tmp_path)}, log=log):
         # A sample older than the retention (1 s) is refused (SPEC): this one is 2 s ahead,
         # so a request up to 3 s slow still stores it, and it is pruned 3 s from now.
         batch = {"host": "logs-1", "run": "r1", "seq": 1, "samples": [{"ts": time.time() + 2, "values": {"x": 1.0}}]}
-        status, _, body = http("POST", f"{base}/ingest", body=json.dumps(batch).encode(),
-                               headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"})
+        status, _, body = http(
+            "POST",
+            f"{base}/ingest",
+            body=json.dumps(batch).encode(),
+            headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"},
+        )
         assert (status, json.loads(body)) == (200, {"ack": 1, "run": "r1"})
-        status, _, _ = http("POST", f"{base}/api/exec/slow", body=b'{"cmd": "python3 sleepy.py"}',
-                            headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+        status, _, _ = http(
+            "POST",
+            f"{base}/api/exec/slow",
+            body=b'{"cmd": "python3 sleepy.py"}',
+            headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+        )
         assert status == 200
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, serve
 
 TOKENS = {"admin": "loop-lag-admin-token", "agent": "loop-lag-agent-token"}
@@ -28,8 +28,13 @@ UPLOAD_MB = 100
 
 
 def start_load(job: dict[str, object]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bench.load", json.dumps(job)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.load", json.dumps(job)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_loop_lag_stays_under_50_ms_during_upload_and_json_decode(tmp_path: Path) -> None:
@@ -41,8 +46,16 @@ def test_loop_lag_stays_under_50_ms_during_upload_and_json_decode(tmp_path: Path
         for _ in range(UPLOAD_MB):
             f.write(block)
     port = free_port()
-    argv = [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-            "--workers", "1", "app:create_app()"]
+    argv = [
+        str(BIN / "hypercorn"),
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "app:create_app()",
+    ]
     base = f"http://127.0.0.1:{port}"
     probe_file = tmp_path / "loop-probe"
     env = {"HOSTPULSE_INSTANCE": str(instance), "HOSTPULSE_LOOP_PROBE": str(probe_file)}
@@ -63,11 +76,28 @@ def test_loop_lag_stays_under_50_ms_during_upload_and_json_decode(tmp_path: Path
         assert len(probes) == 1, probes
         before = json.loads(probes[0].read_text())
         loads = [
-            start_load({"kind": "sequential", "bases": [base], "count": 1, "method": "POST", "path": "/demo",
-                        "headers": {"Authorization": f"Bearer {TOKENS['admin']}"}, "upload": str(upload)}),
-            start_load({"kind": "sequential", "bases": [base], "count": 12, "method": "POST", "path": "/data/",
-                        "headers": {"Authorization": f"Bearer {TOKENS['agent']}", "Content-Type": "application/json"},
-                        "body": "seed001"}),
+            start_load(
+                {
+                    "kind": "sequential",
+                    "bases": [base],
+                    "count": 1,
+                    "method": "POST",
+                    "path": "/demo",
+                    "headers": {"Authorization": f"Bearer {TOKENS['admin']}"},
+                    "upload": str(upload),
+                }
+            ),
+            start_load(
+                {
+                    "kind": "sequential",
+                    "bases": [base],
+                    "count": 12,
+                    "method": "POST",
+                    "path": "/data/",
+                    "headers": {"Authorization": f"Bearer {TOKENS['agent']}", "Content-Type": "application/json"},
+                    "body": "seed001",
+                }
+            ),
         ]
         lags: list[float] = []
         deadline = time.monotonic() + 25
@@ -85,12 +115,14 @@ def test_loop_lag_stays_under_50_ms_during_upload_and_json_decode(tmp_path: Path
     upload_result = next(iter(json.loads(outputs[0][0])["results"].values()))[0]
     assert upload_result["bytes"] == UPLOAD_MB * 1024 * 1024
     assert len(lags) >= 20, f"too few probes while the heavy requests ran: {len(lags)}"
-    busy = max(after["busy"][len(before["busy"]) - 1:])  # the windows since the load began
-    lag = max(after["lag"][len(before["lag"]) - 1:])
-    print(f"loop: {after['ticks'] - before['ticks']} ticks, max busy {busy * 1000:.1f} ms, "
-          f"max lag {lag * 1000:.1f} ms "
-          f"(idle {max(before['lag']) * 1000:.1f} ms); tiny requests: {len(lags)}, slowest "
-          f"{[round(x * 1000, 1) for x in sorted(lags)[-5:]]} ms")
+    busy = max(after["busy"][len(before["busy"]) - 1 :])  # the windows since the load began
+    lag = max(after["lag"][len(before["lag"]) - 1 :])
+    print(
+        f"loop: {after['ticks'] - before['ticks']} ticks, max busy {busy * 1000:.1f} ms, "
+        f"max lag {lag * 1000:.1f} ms "
+        f"(idle {max(before['lag']) * 1000:.1f} ms); tiny requests: {len(lags)}, slowest "
+        f"{[round(x * 1000, 1) for x in sorted(lags)[-5:]]} ms"
+    )
     assert after["ticks"] - before["ticks"] > 100
     # The bound is on blocking: the loop thread's own CPU time between two ticks. Wall-clock
     # lag also counts time the OS gave the two cores to the load processes (reported above).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -30,7 +30,9 @@ def test_make_run_writes_tokens_once_and_serves_the_port(tmp_path: Path) -> None
         output = first.read_text()
         admin = re.search(r"^\s+admin\s+(\S+)$", output, re.M)
         assert admin, output
-        status, _, body = http("GET", f"{base}/_get_current_user", headers={"Authorization": f"Bearer {admin.group(1)}"})
+        status, _, body = http(
+            "GET", f"{base}/_get_current_user", headers={"Authorization": f"Bearer {admin.group(1)}"}
+        )
         assert status == 200 and json.loads(body)["username"] == "admin"
         assert http("GET", f"{base}/_get_current_user")[0] == 401
         viewer = re.search(r"^\s+viewer\s+(\S+)$", output, re.M)
@@ -51,8 +53,9 @@ def test_make_run_writes_tokens_once_and_serves_the_port(tmp_path: Path) -> None
     before = config.read_bytes()
     second = tmp_path / "second.log"
     with start(tmp_path, port, second):
-        status, _, _ = http("GET", f"http://127.0.0.1:{port}/_get_current_user",
-                            headers={"Authorization": f"Bearer {admin.group(1)}"})
+        status, _, _ = http(
+            "GET", f"http://127.0.0.1:{port}/_get_current_user", headers={"Authorization": f"Bearer {admin.group(1)}"}
+        )
         assert status == 200
     assert config.read_bytes() == before
     assert "admin " not in second.read_text()

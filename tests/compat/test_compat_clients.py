@@ -51,9 +51,12 @@ def _recording_wsgi_app(seen: dict):
 def test_wsgi_environ_is_what_a_server_builds():
     seen: dict = {}
     client = WSGIClient(_recording_wsgi_app(seen))
-    reply = client.request("POST", "/a%20b/caf%C3%A9?x=1&y=%C3%A9", headers=[("X-Dup", "1"), ("X-Dup", "2"),
-                                                                             ("Content-Type", "text/plain")],
-                           body=b"payload")
+    reply = client.request(
+        "POST",
+        "/a%20b/caf%C3%A9?x=1&y=%C3%A9",
+        headers=[("X-Dup", "1"), ("X-Dup", "2"), ("Content-Type", "text/plain")],
+        body=b"payload",
+    )
     env = seen["environ"]
     assert reply == Reply(201, [("X-Mixed-Case", "v"), ("Content-Type", "text/plain")], b"hello")
     assert seen["closed"] is True
@@ -118,8 +121,13 @@ class _RecordingASGI:
         if scope["path"] == "/start":
             self.task = asyncio.ensure_future(asyncio.sleep(3600))
         alive = b"alive" if self.task is not None and not self.task.done() else b"none"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"x-task", alive)]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"x-task", alive)],
+            }
+        )
         await send({"type": "http.response.body", "body": b"par", "more_body": True})
         await send({"type": "http.response.body", "body": b"ts", "more_body": False})
 

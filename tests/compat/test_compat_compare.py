@@ -30,7 +30,11 @@ def test_each_kind_of_difference_is_reported():
     a = Reply(200, [("Content-Type", "text/plain"), ("X-Only-A", "1"), ("Location", "/login")], b"abc")
     b = Reply(201, [("Content-Type", "text/plain"), ("X-Only-B", "1"), ("Location", "http://x/login")], b"abd")
     assert kinds(compare(a, b, Noise(), ignore=TRANSPORT_HEADERS)) == [
-        "body:body", "header-extra:x-only-b", "header-missing:x-only-a", "header-value:location", "status:status",
+        "body:body",
+        "header-extra:x-only-b",
+        "header-missing:x-only-a",
+        "header-value:location",
+        "status:status",
     ]
 
 
@@ -54,8 +58,7 @@ def test_json_spacing_key_order_and_escaping_are_differences():
 def test_json_values_are_diffed_by_path():
     ref = Reply(200, JSON, b'{"a":{"b":[1,2]},"c":"x"}')
     cand = Reply(200, JSON, b'{"a":{"b":[1,3]},"d":"x"}')
-    assert kinds(compare(ref, cand, Noise(), ignore=TRANSPORT_HEADERS)) == [
-        "json:$.a.b[1]", "json:$.c", "json:$.d"]
+    assert kinds(compare(ref, cand, Noise(), ignore=TRANSPORT_HEADERS)) == ["json:$.a.b[1]", "json:$.c", "json:$.d"]
 
 
 def test_noise_is_learnt_from_two_reference_answers_and_compared_by_shape():
@@ -63,13 +66,18 @@ def test_noise_is_learnt_from_two_reference_answers_and_compared_by_shape():
     s = Reply(200, JSON + [("X-Request-ID", "0a1b2c3d4e5f60718293a4b5c6d7e8f9")], b'{"id":"1a2b3c4d5e6f","n":1}')
     noise = learn_noise(p, s, TRANSPORT_HEADERS)
     assert noise.items() == ["header:x-request-id", "json:$.id"]
-    same_shape = Reply(200, JSON + [("X-Request-ID", "aa11bb22cc33dd44ee55ff6600112233")], b'{"id":"77aa88bb99cc","n":1}')
+    same_shape = Reply(
+        200, JSON + [("X-Request-ID", "aa11bb22cc33dd44ee55ff6600112233")], b'{"id":"77aa88bb99cc","n":1}'
+    )
     out = compare(p, same_shape, noise, ignore=TRANSPORT_HEADERS)
     assert out.differences == [] and sorted(set(out.noise_hits)) == ["header:x-request-id", "json:$.id"]
     # an echoed word is not a generated id; a number is not a string; other fields stay exact
     other = Reply(200, JSON + [("X-Request-ID", "first")], b'{"id":12,"n":2}')
     assert kinds(compare(p, other, noise, ignore=TRANSPORT_HEADERS)) == [
-        "header-value:x-request-id", "json:$.id", "json:$.n"]
+        "header-value:x-request-id",
+        "json:$.id",
+        "json:$.n",
+    ]
 
 
 def test_formatting_still_counts_where_values_are_noise():
@@ -97,7 +105,10 @@ def test_live_framing_content_length_against_chunked_is_not_a_difference():
     out = compare(a, b, Noise(), ignore=LIVE_TRANSPORT_HEADERS, live=True)
     assert out.differences == []
     assert kinds(compare(a, b, Noise(), ignore=TRANSPORT_HEADERS)) == [
-        "header-extra:transfer-encoding", "header-missing:connection", "header-missing:content-length"]
+        "header-extra:transfer-encoding",
+        "header-missing:connection",
+        "header-missing:content-length",
+    ]
 
 
 def test_a_head_body_is_an_app_level_note_not_a_difference():
@@ -119,5 +130,6 @@ def test_content_length_that_follows_an_accumulated_field_is_not_a_difference():
     assert kinds(compare(poll("a\\nb\\nc"), poll("c"), noise, ignore=TRANSPORT_HEADERS)) == []
     # Any other difference in the body still counts, and then so does the length.
     assert kinds(compare(poll("a\\nb\\nc"), poll("c", "finished"), noise, ignore=TRANSPORT_HEADERS)) == [
-        "header-value:content-length", "json:$.status",
+        "header-value:content-length",
+        "json:$.status",
     ]

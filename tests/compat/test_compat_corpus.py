@@ -8,20 +8,36 @@ from pathlib import Path
 
 import pytest
 
+from compat.corpus import BOUNDARY, DEFAULT_CORPUS, CorpusError, build_request, load
 from compat.instance import TOKENS
-from compat.corpus import BOUNDARY, CorpusError, DEFAULT_CORPUS, build_request, load
 
 # The seed routes of SPEC.md (the port-only routes are not compared).
 SEED_ROUTES = {
-    ("GET", "/"), ("POST", "/"), ("GET", "/usrname"), ("GET", "/login"), ("GET", "/regist"),
-    ("GET", "/json/list"), ("GET", "/json/dict"), ("GET", "/_get_current_user"), ("GET", "/data/"),
-    ("POST", "/data/"), ("GET", "/demo"), ("POST", "/demo"), ("GET", "/files/<name>"),
-    ("GET", "/api/<user>/<uuid>"), ("POST", "/api/<user>/<uuid>"), ("POST", "/api/exec/<uuid>"),
-    ("GET", "/healthz"), ("GET", "/api/poll/<uuid>"), ("POST", "/api/poll/<uuid>"),
+    ("GET", "/"),
+    ("POST", "/"),
+    ("GET", "/usrname"),
+    ("GET", "/login"),
+    ("GET", "/regist"),
+    ("GET", "/json/list"),
+    ("GET", "/json/dict"),
+    ("GET", "/_get_current_user"),
+    ("GET", "/data/"),
+    ("POST", "/data/"),
+    ("GET", "/demo"),
+    ("POST", "/demo"),
+    ("GET", "/files/<name>"),
+    ("GET", "/api/<user>/<uuid>"),
+    ("POST", "/api/<user>/<uuid>"),
+    ("POST", "/api/exec/<uuid>"),
+    ("GET", "/healthz"),
+    ("GET", "/api/poll/<uuid>"),
+    ("POST", "/api/poll/<uuid>"),
 }
 PATTERNS = {
-    "/files/<name>": r"/files/[^/]+", "/api/<user>/<uuid>": r"/api/(?!exec/|poll/)[^/]+/[^/]+",
-    "/api/exec/<uuid>": r"/api/exec/[^/]+", "/api/poll/<uuid>": r"/api/poll/[^/]+",
+    "/files/<name>": r"/files/[^/]+",
+    "/api/<user>/<uuid>": r"/api/(?!exec/|poll/)[^/]+/[^/]+",
+    "/api/exec/<uuid>": r"/api/exec/[^/]+",
+    "/api/poll/<uuid>": r"/api/poll/[^/]+",
 }
 
 
@@ -50,7 +66,7 @@ def test_every_seed_route_has_scenarios_with_head_and_options(corpus):
     seen = set()
     for _s, req in _requests(corpus):
         path = req.path.split("?", 1)[0]
-        for method, route in SEED_ROUTES:
+        for _method, route in SEED_ROUTES:
             pattern = PATTERNS.get(route, re.escape(route))
             if re.fullmatch(pattern, path):
                 seen.add((req.method, route))
@@ -63,14 +79,25 @@ def test_every_seed_route_has_scenarios_with_head_and_options(corpus):
 def test_the_issue_list_is_covered(corpus):
     reqs = _requests(corpus)
     ctypes = {dict((k.lower(), v) for k, v in r.headers).get("content-type") for _s, r in reqs}
-    assert {None, "application/json", "application/octet-stream", "text/plain",
-            "application/json; charset=utf-8", "not a content type"} <= ctypes
+    assert {
+        None,
+        "application/json",
+        "application/octet-stream",
+        "text/plain",
+        "application/json; charset=utf-8",
+        "not a content type",
+    } <= ctypes
     auths = {dict((k.lower(), v) for k, v in r.headers).get("authorization") for _s, r in reqs}
-    assert {None, "Bearer", "Bearer " + TOKENS["admin"], "Bearer " + TOKENS["viewer"],
-            "Bearer " + TOKENS["agent"]} <= auths
+    assert {
+        None,
+        "Bearer",
+        "Bearer " + TOKENS["admin"],
+        "Bearer " + TOKENS["viewer"],
+        "Bearer " + TOKENS["agent"],
+    } <= auths
     assert any(r.chunked for _s, r in reqs)
     assert any(r.body and len(r.body) > 1048576 for _s, r in reqs)  # over the configured limit
-    assert any(b"filename=\"../../etc/passwd\"" in (r.body or b"") for _s, r in reqs)
+    assert any(b'filename="../../etc/passwd"' in (r.body or b"") for _s, r in reqs)
     assert any(r.body and r.body.count(b'name="list"') >= 2 for _s, r in reqs)
     headers = {k.lower() for _s, r in reqs for k, _v in r.headers}
     assert {"if-none-match", "if-modified-since", "range", "x-request-id"} <= headers
@@ -99,7 +126,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_matrix_expands_every_combination(tmp_path):
-    corpus = load(_write(tmp_path, """
+    corpus = load(
+        _write(
+            tmp_path,
+            """
 [[matrix]]
 name = "m-${method}-${r.n}"
 method = "${method}"
@@ -107,19 +137,28 @@ path = "${r.p}"
 [matrix.vary]
 method = ["GET", "HEAD"]
 r = [{n = "a", p = "/a"}, {n = "b", p = "/b"}]
-"""))
+""",
+        )
+    )
     assert [(s.name, s.steps[0].method, s.steps[0].path) for s in corpus.scenarios] == [
-        ("m-GET-a", "GET", "/a"), ("m-GET-b", "GET", "/b"), ("m-HEAD-a", "HEAD", "/a"), ("m-HEAD-b", "HEAD", "/b")]
+        ("m-GET-a", "GET", "/a"),
+        ("m-GET-b", "GET", "/b"),
+        ("m-HEAD-a", "HEAD", "/a"),
+        ("m-HEAD-b", "HEAD", "/b"),
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[[scenario]]\nname = "a"\nbogus = 1\n', "unknown key"),
-    ('[[scenario]]\nname = "a"\n[[scenario]]\nname = "a"\n', "duplicate scenario name"),
-    ('[[scenario]]\nname = "a"\nbody = "x"\njson = 1\n', "more than one body"),
-    ('[[scenario]]\npath = "/"\n', "needs a name"),
-    ('[[sequence]]\nname = "s"\n', "needs [[sequence.step]]"),
-    ('[nonsense]\n', "unknown table"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[scenario]]\nname = "a"\nbogus = 1\n', "unknown key"),
+        ('[[scenario]]\nname = "a"\n[[scenario]]\nname = "a"\n', "duplicate scenario name"),
+        ('[[scenario]]\nname = "a"\nbody = "x"\njson = 1\n', "more than one body"),
+        ('[[scenario]]\npath = "/"\n', "needs a name"),
+        ('[[sequence]]\nname = "s"\n', "needs [[sequence.step]]"),
+        ("[nonsense]\n", "unknown table"),
+    ],
+)
 def test_bad_corpus_files_are_refused(tmp_path, text, message):
     with pytest.raises(CorpusError, match=re.escape(message)):
         load(_write(tmp_path, text))

@@ -32,16 +32,34 @@ EXAMPLE_NAMES = ["blog", "jsonapi", "site"]
 FUZZ = 150
 RUNS = 10
 STATIC_DIFFS = {"header-value:etag", "header-value:last-modified"}  # two copies of one file
-SERVER_DIFFS = {"status:status", "body:body", "header-value:content-type", "header-value:content-length",
-                "header-extra:vary"}  # gunicorn's own 414/431 page vs the app's 200
+SERVER_DIFFS = {
+    "status:status",
+    "body:body",
+    "header-value:content-type",
+    "header-value:content-length",
+    "header-extra:vary",
+}  # gunicorn's own 414/431 page vs the app's 200
 
 
 def run_cli(config: Path, *args: str, tmp_path: Path, name: str) -> tuple[int, str, dict]:
     report = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "compat", "--config", str(config), "--report", str(report),
-         "--logs", str(tmp_path / f"{name}-logs"), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "--config",
+            str(config),
+            "--report",
+            str(report),
+            "--logs",
+            str(tmp_path / f"{name}-logs"),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, data
@@ -132,8 +150,14 @@ def check_blog_login(pair: dict) -> None:
 @pytest.mark.parametrize("example", EXAMPLE_NAMES)
 def test_faithful_port_inprocess(example, tmp_path):
     extra = ["--mutants"] if example == "blog" else []
-    code, out, data = run_cli(EXAMPLES / example / "compat.toml", "--mode", "inprocess", *extra,
-                              tmp_path=tmp_path, name=f"{example}-inprocess")
+    code, out, data = run_cli(
+        EXAMPLES / example / "compat.toml",
+        "--mode",
+        "inprocess",
+        *extra,
+        tmp_path=tmp_path,
+        name=f"{example}-inprocess",
+    )
     pair = check_faithful(code, out, data, example, "inprocess")
     keys = corpus_keys(example, "inprocess")
     assert len(pair["results"]) == len(keys) and sorted(by_key(pair)) == sorted(keys)
@@ -143,8 +167,9 @@ def test_faithful_port_inprocess(example, tmp_path):
         check_blog_login(pair)
         # the mutant self-check: every mutant that changed an answer was caught
         checks = {c["name"]: c for c in data["mutants"]}
-        assert len(checks) >= 10 and not [c for c in checks.values() if "MISSED" in c["verdict"]
-                                          or "WRONG" in c["verdict"]], checks
+        assert len(checks) >= 10 and not [
+            c for c in checks.values() if "MISSED" in c["verdict"] or "WRONG" in c["verdict"]
+        ], checks
         for name in ("status-200-to-201", "vary", "content-disposition", "cache-control", "session-value-type"):
             assert checks[name]["verdict"] == "caught" and checks[name]["new_differences"] > 0, checks[name]
         assert results["static-css"]["status"] == "allowed"
@@ -165,8 +190,9 @@ def test_faithful_port_inprocess(example, tmp_path):
 
 @pytest.mark.parametrize("example", EXAMPLE_NAMES)
 def test_faithful_port_live(example, tmp_path):
-    code, out, data = run_cli(EXAMPLES / example / "compat.toml", "--mode", "live",
-                              tmp_path=tmp_path, name=f"{example}-live")
+    code, out, data = run_cli(
+        EXAMPLES / example / "compat.toml", "--mode", "live", tmp_path=tmp_path, name=f"{example}-live"
+    )
     pair = check_faithful(code, out, data, example, "live")
     assert (pair["reference"], pair["candidate"]) == ("flask@gunicorn", "port@hypercorn")
     results = by_key(pair)
@@ -179,16 +205,28 @@ def test_faithful_port_live(example, tmp_path):
         if r["allowed"] and key in edges:
             assert r["reference"]["status"] in (414, 431) and r["candidate"]["status"] == 200, r
     assert {k for k in edges if results[k]["allowed"]} == {
-        "edge-request-line-4095", "edge-request-line-4100", "edge-request-line-8200",
-        "edge-header-8200", "edge-header-16384", "edge-header-count-120"}
+        "edge-request-line-4095",
+        "edge-request-line-4100",
+        "edge-request-line-8200",
+        "edge-header-8200",
+        "edge-header-16384",
+        "edge-header-count-120",
+    }
     if example == "blog":
         check_blog_login(pair)
 
 
 @pytest.mark.parametrize("example", EXAMPLE_NAMES)
 def test_faithful_port_fuzz(example, tmp_path):
-    code, out, data = run_cli(EXAMPLES / example / "compat.toml", "--mode", "fuzz", "--fuzz", str(FUZZ),
-                              tmp_path=tmp_path, name=f"{example}-fuzz")
+    code, out, data = run_cli(
+        EXAMPLES / example / "compat.toml",
+        "--mode",
+        "fuzz",
+        "--fuzz",
+        str(FUZZ),
+        tmp_path=tmp_path,
+        name=f"{example}-fuzz",
+    )
     pair = check_faithful(code, out, data, example, "fuzz")
     extra = pair["extra"]
     assert extra["requests"] == FUZZ and extra["edges"] > 0
@@ -209,7 +247,9 @@ def test_faithful_port_fuzz(example, tmp_path):
         assert not any(k.startswith("author/logout") for k in author)
         # the generated requests tagged "session" carry the logged-in user's session (until a
         # generated request happens to log out: the jar follows what the app answers)
-        with_jar = [r for r in fuzzed if "session" in r["tags"] and "session=" in (header(r["request"], "cookie") or "")]
+        with_jar = [
+            r for r in fuzzed if "session" in r["tags"] and "session=" in (header(r["request"], "cookie") or "")
+        ]
         assert len(with_jar) > FUZZ // 4
         assert session_data(with_jar[0]["request"]).get("user_id") == 1
 
@@ -253,8 +293,7 @@ def wrong_blog(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("mode", ["inprocess", "live"])
 def test_wrong_port_fails_with_the_known_cause(mode, tmp_path, wrong_blog):
-    code, out, data = run_cli(wrong_blog, "--mode", mode,
-                              tmp_path=tmp_path, name=f"wrong-{mode}")
+    code, out, data = run_cli(wrong_blog, "--mode", mode, tmp_path=tmp_path, name=f"wrong-{mode}")
     assert code == 1, out
     assert data["ok"] is False and data["verdict"].startswith("FAILED")
     pairs = deciding(data)

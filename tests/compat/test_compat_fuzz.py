@@ -19,7 +19,8 @@ from compat.edges import (
     header_line,
     request_line,
 )
-from compat.fuzz import generate, learn_hints, route_rules, to_scenarios
+from compat.fuzz import generate, to_scenarios
+from compat.hints import learn_hints, route_rules
 
 MIB = 1024 * 1024
 
@@ -115,8 +116,9 @@ def app(tmp_path_factory) -> Flask:
     app.add_url_rule("/notes/<int:note_id>", "note", lambda note_id: "{}")
     app.add_url_rule("/notes/<int:note_id>/attachments", "attach", lambda note_id: "", methods=["POST"])
     app.add_url_rule("/login", "login", lambda: "", methods=["POST"])
-    admin = Blueprint("admin", "tiny_admin", static_folder=str(root / "static"), static_url_path="/assets",
-                      url_prefix="/admin")
+    admin = Blueprint(
+        "admin", "tiny_admin", static_folder=str(root / "static"), static_url_path="/assets", url_prefix="/admin"
+    )
     admin.add_url_rule("/", "home", lambda: "admin")
     app.register_blueprint(admin)
     return app
@@ -159,14 +161,20 @@ def test_hints_learn_names_files_types_and_the_login_sequence(hints):
 
 
 def test_login_found_by_path_and_absent_without_one():
-    login = Scenario(name="signin-json", steps=[
-        Step(name="in", method="POST", path="/auth/SignIn", body_spec={"json": {"user": "a"}}),
-        Step(name="me", path="/me"),
-    ])
-    plain = Scenario(name="plain", steps=[
-        Step(name="create", method="POST", path="/notes", body_spec={"json": {"title": "t"}}),
-        Step(name="read", path="/notes/1"),
-    ])
+    login = Scenario(
+        name="signin-json",
+        steps=[
+            Step(name="in", method="POST", path="/auth/SignIn", body_spec={"json": {"user": "a"}}),
+            Step(name="me", path="/me"),
+        ],
+    )
+    plain = Scenario(
+        name="plain",
+        steps=[
+            Step(name="create", method="POST", path="/notes", body_spec={"json": {"title": "t"}}),
+            Step(name="read", path="/notes/1"),
+        ],
+    )
     getter = Scenario(name="get-login-page", steps=[Step(name="page", path="/login"), Step(name="again", path="/")])
     assert learn_hints([plain, getter, login]).login == "signin-json"
     assert learn_hints([plain, getter]).login is None  # a GET of /login logs nobody in
@@ -307,10 +315,13 @@ def test_edge_headers_have_the_length_they_claim(edges):
 def test_edge_bodies_have_the_size_they_claim_on_a_route_the_corpus_posts_to(edges):
     built = _built(edges)
     expected = {
-        "edge-body-16mib": 16 * MIB, "edge-body-16mib-plus-1": 16 * MIB + 1,
+        "edge-body-16mib": 16 * MIB,
+        "edge-body-16mib-plus-1": 16 * MIB + 1,
         "edge-body-16mib-plus-1-chunked": 16 * MIB + 1,
-        "edge-body-limit-1048576": 1_048_576, "edge-body-limit-1048576-plus-1": 1_048_577,
-        "edge-body-limit-4194304": 4_194_304, "edge-body-limit-4194304-plus-1": 4_194_305,
+        "edge-body-limit-1048576": 1_048_576,
+        "edge-body-limit-1048576-plus-1": 1_048_577,
+        "edge-body-limit-4194304": 4_194_304,
+        "edge-body-limit-4194304-plus-1": 4_194_305,
     }
     for name, size in expected.items():
         scenario, req = built[name]
@@ -346,6 +357,10 @@ def test_a_seed_gives_the_same_requests_whatever_the_process_imported():
         "print(hashlib.sha1(repr(generate(route_rules(app), 300, 5)).encode()).hexdigest())\n"
     )
     root = Path(__file__).resolve().parents[2]
-    digests = {subprocess.run([sys.executable, "-c", script, *mods], cwd=root, capture_output=True, text=True,
-                              check=True).stdout for mods in ([], ["compat.report"], ["compat.__main__", "tests.compat.test_compat_noise"])}
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script, *mods], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+        for mods in ([], ["compat.report"], ["compat.__main__", "tests.compat.test_compat_noise"])
+    }
     assert len(digests) == 1, digests

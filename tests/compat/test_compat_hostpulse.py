@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from compat.__main__ import DEFAULT_ALLOW
+from compat.allow import AllowList
 from compat.apps import DEFAULT_CANDIDATE, DEFAULT_REFERENCE, AppSpec
 from compat.corpus import DEFAULT_CORPUS, load
-from compat.allow import AllowList
 from compat.results import PairReport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +69,14 @@ def test_live_smoke_on_gunicorn_and_hypercorn(corpus):
     from compat.live import run_live
 
     scenarios = corpus.select(mode="live", tags={"smoke"})
-    reports = run_live(REFERENCE, CANDIDATE, scenarios, corpus.setup(), AllowList.load(DEFAULT_ALLOW),
-                       servers=["gunicorn", "hypercorn", "hypercorn-wsgi"])
+    reports = run_live(
+        REFERENCE,
+        CANDIDATE,
+        scenarios,
+        corpus.setup(),
+        AllowList.load(DEFAULT_ALLOW),
+        servers=["gunicorn", "hypercorn", "hypercorn-wsgi"],
+    )
     assert [r.pair for r in reports] == ["flask@gunicorn/port@hypercorn", "flask@gunicorn/flask@hypercorn-wsgi"]
     # what a team deploys decides; Hypercorn's WSGI mode is a pair of its own, asked for
     assert "informational" not in reports[0].extra and reports[1].extra["informational"]
@@ -101,9 +107,23 @@ def test_every_mutant_is_caught(corpus):
 def test_cli_summary_and_reports(tmp_path):
     out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
     proc = subprocess.run(
-        [sys.executable, "-m", "compat", "--scenario", "json-dict", "--scenario", "usrname-redirect",
-         "--report", str(out_json), "--report", str(out_html)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "--scenario",
+            "json-dict",
+            "--scenario",
+            "usrname-redirect",
+            "--report",
+            str(out_json),
+            "--report",
+            str(out_html),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "requests" in proc.stdout and "DIFFERENT" in proc.stdout

@@ -22,15 +22,29 @@ from compat.compare import Difference
 from compat.known import CATALOGUE, LAYERS, Evidence, Known, as_dict, by_id, explain, explain_all
 
 MIB = 1024 * 1024
-GUNICORN_431 = (b"<html>\n  <head>\n    <title>Request Header Fields Too Large</title>\n  </head>\n"
-                b"  <body>\n    <h1><p>Request Header Fields Too Large</p></h1>\n  </body>\n</html>\n")
+GUNICORN_431 = (
+    b"<html>\n  <head>\n    <title>Request Header Fields Too Large</title>\n  </head>\n"
+    b"  <body>\n    <h1><p>Request Header Fields Too Large</p></h1>\n  </body>\n</html>\n"
+)
 WERKZEUG_404 = b"<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
 
 
-def ev(kind: str, where: str, ref=None, cand=None, *, request=None, reference=None, candidate=None,
-       log: str = "", mode: str = "inprocess", pair: str = "flask/port") -> Evidence:
-    return Evidence(Difference(kind, where, ref, cand), request, reference, candidate,
-                    candidate_log=log, mode=mode, pair=pair)
+def ev(
+    kind: str,
+    where: str,
+    ref=None,
+    cand=None,
+    *,
+    request=None,
+    reference=None,
+    candidate=None,
+    log: str = "",
+    mode: str = "inprocess",
+    pair: str = "flask/port",
+) -> Evidence:
+    return Evidence(
+        Difference(kind, where, ref, cand), request, reference, candidate, candidate_log=log, mode=mode, pair=pair
+    )
 
 
 def status(ref: int, cand: int, **kw) -> Evidence:
@@ -40,20 +54,33 @@ def status(ref: int, cand: int, **kw) -> Evidence:
 
 
 def req(method: str = "GET", path: str = "/", headers=(), body_length: int = 0, **extra) -> dict:
-    return {"method": method, "path": path, "headers": [list(h) for h in headers],
-            "body_length": body_length, "body_preview": "", "chunked": False, **extra}
+    return {
+        "method": method,
+        "path": path,
+        "headers": [list(h) for h in headers],
+        "body_length": body_length,
+        "body_preview": "",
+        "chunked": False,
+        **extra,
+    }
 
 
-def session_cookie(payload: dict | str, timestamp: str = "aw7rXw", signature: str = "8NlPn7jZd8oL32EPpb1zEqczqIs",
-                   name: str = "session") -> str:
+def session_cookie(
+    payload: dict | str,
+    timestamp: str = "aw7rXw",
+    signature: str = "8NlPn7jZd8oL32EPpb1zEqczqIs",
+    name: str = "session",
+) -> str:
     raw = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     b64 = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     return f"{name}={b64}.{timestamp}.{signature}; HttpOnly; Path=/"
 
 
-SQLITE_LOG = ("ERROR in app: Exception on request GET /db\nTraceback (most recent call last):\n"
-              "sqlite3.ProgrammingError: SQLite objects created in a thread can only be used in that same "
-              "thread. The object was created in thread id 1 and this is thread id 2.")
+SQLITE_LOG = (
+    "ERROR in app: Exception on request GET /db\nTraceback (most recent call last):\n"
+    "sqlite3.ProgrammingError: SQLite objects created in a thread can only be used in that same "
+    "thread. The object was created in thread id 1 and this is thread id 2."
+)
 FLASHED_SORTED = '{"_flashes":[{" t":["message","hi"]}],"user":"u"}'
 FLASHED_INSERTION = '{"user":"u","_flashes":[{" t":["message","hi"]}]}'
 WSGI_PAIR = "flask@gunicorn/flask@hypercorn-wsgi"
@@ -66,8 +93,11 @@ CASES: dict[str, tuple[Evidence, Evidence]] = {
         ev("header-missing", "vary", ["Accept-Encoding"], None),
     ),
     "max-content-length-16mib": (
-        status(200, 413, request=req("POST", "/data/", [("Content-Type", "application/octet-stream")],
-                                     body_length=17 * MIB)),
+        status(
+            200,
+            413,
+            request=req("POST", "/data/", [("Content-Type", "application/octet-stream")], body_length=17 * MIB),
+        ),
         status(200, 413, request=req("POST", "/data/", body_length=64 * 1024)),  # the port's own limit
     ),
     "get-json-silent": (
@@ -75,10 +105,18 @@ CASES: dict[str, tuple[Evidence, Evidence]] = {
         status(415, 400, request=req("POST", "/notes", [("Content-Type", "application/json")], 17)),
     ),
     "get-json-encoding": (
-        status(400, 500, request=req("POST", "/add", [("Content-Type", "application/json")], 4),
-               log="UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0"),
-        status(400, 500, request=req("POST", "/add", [("Content-Type", "application/json")], 4),
-               log="Traceback (most recent call last):\nZeroDivisionError: division by zero"),
+        status(
+            400,
+            500,
+            request=req("POST", "/add", [("Content-Type", "application/json")], 4),
+            log="UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0",
+        ),
+        status(
+            400,
+            500,
+            request=req("POST", "/add", [("Content-Type", "application/json")], 4),
+            log="Traceback (most recent call last):\nZeroDivisionError: division by zero",
+        ),
     ),
     "sync-hook-thread": (
         status(200, 500, log=SQLITE_LOG),
@@ -97,20 +135,43 @@ CASES: dict[str, tuple[Evidence, Evidence]] = {
         ev("header-missing", "x-request-id", ["abc"], None),
     ),
     "content-length-204": (
-        ev("header-extra", "content-length", None, ["0"],
-           reference=Reply(204), candidate=Reply(204, [("content-length", "0")])),
-        ev("header-extra", "content-length", None, ["0"],
-           reference=Reply(200), candidate=Reply(200, [("content-length", "0")])),
+        ev(
+            "header-extra",
+            "content-length",
+            None,
+            ["0"],
+            reference=Reply(204),
+            candidate=Reply(204, [("content-length", "0")]),
+        ),
+        ev(
+            "header-extra",
+            "content-length",
+            None,
+            ["0"],
+            reference=Reply(200),
+            candidate=Reply(200, [("content-length", "0")]),
+        ),
     ),
     "session-cookie-key-order": (
-        ev("header-value", "set-cookie", [session_cookie(FLASHED_SORTED)],
-           [session_cookie(FLASHED_INSERTION, signature="j3YreLxEiS-oqYvmBhkRndd3ZLc")]),
-        ev("header-value", "set-cookie", [session_cookie({"user": "u"})],
-           [session_cookie({"user": "v"}, signature="j3YreLxEiS-oqYvmBhkRndd3ZLc")]),
+        ev(
+            "header-value",
+            "set-cookie",
+            [session_cookie(FLASHED_SORTED)],
+            [session_cookie(FLASHED_INSERTION, signature="j3YreLxEiS-oqYvmBhkRndd3ZLc")],
+        ),
+        ev(
+            "header-value",
+            "set-cookie",
+            [session_cookie({"user": "u"})],
+            [session_cookie({"user": "v"}, signature="j3YreLxEiS-oqYvmBhkRndd3ZLc")],
+        ),
     ),
     "server-name-host": (
-        status(200, 404, log="UserWarning: Current server name 'localhost' doesn't match configured server "
-                             "name 'example.com'"),
+        status(
+            200,
+            404,
+            log="UserWarning: Current server name 'localhost' doesn't match configured server name 'example.com'",
+        ),
         status(200, 404),
     ),
     "allow-header-order": (
@@ -138,51 +199,124 @@ CASES: dict[str, tuple[Evidence, Evidence]] = {
         status(431, 200, request=req("GET", "/", [("X-Big", "v" * 100)]), mode="live", pair=LIVE_PAIR),
     ),
     "head-options": (
-        status(200, 500, request=req("HEAD", "/notes"), candidate=Reply(500, [("content-length", "0")], b""),
-               mode="live", pair=WSGI_PAIR),
-        status(200, 500, request=req("HEAD", "/notes"), candidate=Reply(500, [("content-length", "0")], b""),
-               mode="live", pair=LIVE_PAIR),
+        status(
+            200,
+            500,
+            request=req("HEAD", "/notes"),
+            candidate=Reply(500, [("content-length", "0")], b""),
+            mode="live",
+            pair=WSGI_PAIR,
+        ),
+        status(
+            200,
+            500,
+            request=req("HEAD", "/notes"),
+            candidate=Reply(500, [("content-length", "0")], b""),
+            mode="live",
+            pair=LIVE_PAIR,
+        ),
     ),
     "hypercorn-wsgi-body": (
-        status(200, 400, request=req("POST", "/data/", body_length=17 * MIB), candidate=Reply(400),
-               mode="live", pair=WSGI_PAIR),
-        status(200, 400, request=req("POST", "/data/", body_length=17 * MIB), candidate=Reply(400),
-               mode="live", pair=LIVE_PAIR),
+        status(
+            200,
+            400,
+            request=req("POST", "/data/", body_length=17 * MIB),
+            candidate=Reply(400),
+            mode="live",
+            pair=WSGI_PAIR,
+        ),
+        status(
+            200,
+            400,
+            request=req("POST", "/data/", body_length=17 * MIB),
+            candidate=Reply(400),
+            mode="live",
+            pair=LIVE_PAIR,
+        ),
     ),
     "server-forwarded-proto": (
-        ev("header-value", "location", ["https://127.0.0.1:5000/dir/"], ["http://127.0.0.1:5000/dir/"],
-           request=req("GET", "/dir", [("X-Forwarded-Proto", "https")]), mode="live", pair=LIVE_PAIR),
-        ev("header-value", "location", ["https://127.0.0.1:5000/dir/"], ["http://127.0.0.1:5000/dir/"],
-           request=req("GET", "/dir"), mode="live", pair=LIVE_PAIR),
+        ev(
+            "header-value",
+            "location",
+            ["https://127.0.0.1:5000/dir/"],
+            ["http://127.0.0.1:5000/dir/"],
+            request=req("GET", "/dir", [("X-Forwarded-Proto", "https")]),
+            mode="live",
+            pair=LIVE_PAIR,
+        ),
+        ev(
+            "header-value",
+            "location",
+            ["https://127.0.0.1:5000/dir/"],
+            ["http://127.0.0.1:5000/dir/"],
+            request=req("GET", "/dir"),
+            mode="live",
+            pair=LIVE_PAIR,
+        ),
     ),
     "server-error-page": (
-        ev("body", "body", GUNICORN_431, b"", mode="live", pair=LIVE_PAIR,
-           reference=Reply(431, [("Content-Type", "text/html")], GUNICORN_431),
-           candidate=Reply(431, [("content-length", "0")], b"")),
-        ev("body", "body", WERKZEUG_404, b"", mode="live", pair=LIVE_PAIR,
-           reference=Reply(404, [("Content-Type", "text/html")], WERKZEUG_404),
-           candidate=Reply(404, [("content-length", "0")], b"")),
+        ev(
+            "body",
+            "body",
+            GUNICORN_431,
+            b"",
+            mode="live",
+            pair=LIVE_PAIR,
+            reference=Reply(431, [("Content-Type", "text/html")], GUNICORN_431),
+            candidate=Reply(431, [("content-length", "0")], b""),
+        ),
+        ev(
+            "body",
+            "body",
+            WERKZEUG_404,
+            b"",
+            mode="live",
+            pair=LIVE_PAIR,
+            reference=Reply(404, [("Content-Type", "text/html")], WERKZEUG_404),
+            candidate=Reply(404, [("content-length", "0")], b""),
+        ),
     ),
     "request-form-await": (
-        status(200, 500, log="TypeError: 'coroutine' object is not subscriptable\n"
-                             "RuntimeWarning: coroutine 'Request.form' was never awaited"),
+        status(
+            200,
+            500,
+            log="TypeError: 'coroutine' object is not subscriptable\n"
+            "RuntimeWarning: coroutine 'Request.form' was never awaited",
+        ),
         status(200, 500, log="TypeError: unsupported operand type(s) for +: 'int' and 'str'"),
     ),
     "missing-await-render": (
-        status(200, 500, log="TypeError: The response value type (coroutine) is not valid\n"
-                             "RuntimeWarning: coroutine 'render_template' was never awaited"),
+        status(
+            200,
+            500,
+            log="TypeError: The response value type (coroutine) is not valid\n"
+            "RuntimeWarning: coroutine 'render_template' was never awaited",
+        ),
         status(200, 500, log="jinja2.exceptions.TemplateNotFound: index.html"),
     ),
     "flash-session": (
-        ev("header-missing", "set-cookie", [session_cookie(FLASHED_SORTED)], None,
-           log="RuntimeWarning: coroutine 'flash' was never awaited"),
+        ev(
+            "header-missing",
+            "set-cookie",
+            [session_cookie(FLASHED_SORTED)],
+            None,
+            log="RuntimeWarning: coroutine 'flash' was never awaited",
+        ),
         ev("header-missing", "set-cookie", [session_cookie({"user": "u"})], None),
     ),
     "secret-key-session-cookie": (
-        ev("header-value", "set-cookie", [session_cookie({"user": "u"})],
-           [session_cookie({"user": "u"}, signature="OtherSignatureOtherSignature")]),
-        ev("header-value", "set-cookie", [session_cookie({"user": "u"})],
-           [session_cookie({"user": "u"}, timestamp="aw7rYg", signature="OtherSignatureOtherSignature")]),
+        ev(
+            "header-value",
+            "set-cookie",
+            [session_cookie({"user": "u"})],
+            [session_cookie({"user": "u"}, signature="OtherSignatureOtherSignature")],
+        ),
+        ev(
+            "header-value",
+            "set-cookie",
+            [session_cookie({"user": "u"})],
+            [session_cookie({"user": "u"}, timestamp="aw7rYg", signature="OtherSignatureOtherSignature")],
+        ),
     ),
     "send-file-kwargs": (
         status(200, 500, log="TypeError: send_file() got an unexpected keyword argument 'download_name'"),
@@ -221,9 +355,15 @@ def test_entry_does_not_match_its_near_miss(entry_id):
 
 
 def test_an_unrelated_difference_is_explained_by_nothing():
-    e = ev("json", "$.data.name", "web-1", "web-2", request=req("GET", "/api/hosts/1"),
-           reference=Reply(200, [("Content-Type", "application/json")], b'{"data":{"name":"web-1"}}\n'),
-           candidate=Reply(200, [("Content-Type", "application/json")], b'{"data":{"name":"web-2"}}\n'))
+    e = ev(
+        "json",
+        "$.data.name",
+        "web-1",
+        "web-2",
+        request=req("GET", "/api/hosts/1"),
+        reference=Reply(200, [("Content-Type", "application/json")], b'{"data":{"name":"web-1"}}\n'),
+        candidate=Reply(200, [("Content-Type", "application/json")], b'{"data":{"name":"web-2"}}\n'),
+    )
     assert explain(e) is None
     assert explain_all(e) == []
     assert explain(status(200, 201, request=req("POST", "/notes"))) is None
@@ -250,8 +390,12 @@ def test_the_suites_cookie_kinds_are_read_too():
     assert explain(missing).id == "flash-session"
     sig = ev("cookie-session", "session:signature", "8NlPn7jZd8oL32EPpb1zEqczqIs", "OtherSignature")
     assert explain(sig).id == "secret-key-session-cookie"
-    value = ev("cookie-value", "session", session_cookie(FLASHED_SORTED).split("=", 1)[1].split(";")[0],
-               session_cookie(FLASHED_INSERTION).split("=", 1)[1].split(";")[0])
+    value = ev(
+        "cookie-value",
+        "session",
+        session_cookie(FLASHED_SORTED).split("=", 1)[1].split(";")[0],
+        session_cookie(FLASHED_INSERTION).split("=", 1)[1].split(";")[0],
+    )
     assert explain(value).id == "session-cookie-key-order"
     other = ev("cookie-value", "theme", "dark", "light")
     assert explain(other) is None
@@ -269,8 +413,7 @@ def test_server_limits_follow_gunicorn_exactly():
 
     assert "server-header-431" not in matched_ids(header(8190))
     assert explain(header(8191)).id == "server-header-431"
-    many = status(431, 200, request=req("GET", "/", [(f"X-{i}", "v") for i in range(100)]), mode="live",
-                  pair=LIVE_PAIR)
+    many = status(431, 200, request=req("GET", "/", [(f"X-{i}", "v") for i in range(100)]), mode="live", pair=LIVE_PAIR)
     assert explain(many).id == "server-header-431"
 
 
@@ -405,15 +548,33 @@ async def test_real_flask_and_quart_differences_are_explained(tmp_path, caplog):
         ("GET", "/who", {}, None, {"header-missing:vary": "vary-cookie"}),
         ("DELETE", "/notes/1", {}, None, {"header-extra:content-length": "content-length-204"}),
         ("POST", "/notes", {"Content-Type": "text/plain"}, b'{"a": 1}', {"status:status": "get-json-silent"}),
-        ("GET", "/file", {}, None, {"header-missing:content-disposition": "send-file-headers",
-                                    "header-missing:accept-ranges": "send-file-headers",
-                                    "header-value:cache-control": "send-file-cache",
-                                    "header-extra:expires": "send-file-cache"}),
+        (
+            "GET",
+            "/file",
+            {},
+            None,
+            {
+                "header-missing:content-disposition": "send-file-headers",
+                "header-missing:accept-ranges": "send-file-headers",
+                "header-value:cache-control": "send-file-cache",
+                "header-extra:expires": "send-file-cache",
+            },
+        ),
         ("GET", "/file", {"Range": "bytes=0-3"}, None, {"status:status": "send-file-conditional"}),
-        ("POST", "/data", {"Content-Type": "application/octet-stream"}, b"x" * (16 * MIB + 1),
-         {"status:status": "max-content-length-16mib"}),
-        ("POST", "/form", {"Content-Type": "application/x-www-form-urlencoded"}, b"a=1",
-         {"status:status": "request-form-await"}),
+        (
+            "POST",
+            "/data",
+            {"Content-Type": "application/octet-stream"},
+            b"x" * (16 * MIB + 1),
+            {"status:status": "max-content-length-16mib"},
+        ),
+        (
+            "POST",
+            "/form",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"a=1",
+            {"status:status": "request-form-await"},
+        ),
         ("GET", "/db", {}, None, {"status:status": "sync-hook-thread"}),
     ]
     for method, path, headers, body, expected in cases:
@@ -445,9 +606,15 @@ async def test_real_flask_and_quart_differences_are_explained(tmp_path, caplog):
 
 
 def test_odd_evidence_is_no_fit_and_never_an_error():
-    odd = Evidence(Difference("status", "status", "200", None), {"headers": "X: y", "path": 5, "body": None},
-                   None, None, candidate_log=None, mode="live", pair="")  # type: ignore[arg-type]
+    odd = Evidence(
+        Difference("status", "status", "200", None),
+        {"headers": "X: y", "path": 5, "body": None},
+        None,
+        None,
+        candidate_log=None,
+        mode="live",
+        pair="",
+    )  # type: ignore[arg-type]
     assert explain(odd) is None
     cookie = ev("header-value", "set-cookie", ["session=.!!!.a.b"], ["session=%%%"])
     assert explain(cookie) is None
-

@@ -55,7 +55,7 @@ def test_parse_set_cookie_keeps_attributes_in_order_and_tolerates_odd_input():
     assert c.attributes == [("path", "/"), ("httponly", None), ("samesite", "Lax"), ("max-age", "")]
     assert c.attr("httponly") == "" and c.attr("secure") is None and c.has("samesite")
     assert parse_set_cookie("lonely").name == "" and parse_set_cookie("lonely").value == "lonely"
-    assert parse_set_cookie("") .attributes == []
+    assert parse_set_cookie("").attributes == []
     assert parse_set_cookie(' q = "x y" ; SECURE').attributes == [("secure", None)]
 
 
@@ -78,8 +78,9 @@ def test_jar_sends_longer_paths_first_then_creation_order_and_scopes_paths():
 
 def test_jar_deletes_on_max_age_zero_or_past_expires_and_clears():
     jar = CookieJar()
-    jar.update([("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/"),
-                ("Set-Cookie", "c=3; Path=/; Max-Age=60")], "/")
+    jar.update(
+        [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/"), ("Set-Cookie", "c=3; Path=/; Max-Age=60")], "/"
+    )
     assert jar.header("/") == "a=1; b=2; c=3"
     jar.update([("Set-Cookie", "a=; Max-Age=0; Path=/")], "/")
     past = formatdate(time.time() - 3600, usegmt=True)
@@ -141,8 +142,16 @@ def test_compressed_and_tagged_session_payloads():
 
 
 def test_what_is_not_a_session_cookie_gives_none():
-    for value in ("", "abc", "a.b.c", "deleted", "x.y", "eyJhIjoxfQ.bad!.sig", "abc.def.ghi",
-                  URLSafeTimedSerializer(KEY).dumps({"a": 1}) + ".extra"):
+    for value in (
+        "",
+        "abc",
+        "a.b.c",
+        "deleted",
+        "x.y",
+        "eyJhIjoxfQ.bad!.sig",
+        "abc.def.ghi",
+        URLSafeTimedSerializer(KEY).dumps({"a": 1}) + ".extra",
+    ):
         assert decode_session(value) is None, value
 
 
@@ -166,33 +175,50 @@ PAGE = b"""<!doctype html><html><head><meta name="csrf-token" content="m-123"></
 </body></html>"""
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("html:input[name=csrf_token]@value", "tok&1"),
-    ('html:input[name="csrf_token"]@value', "tok&1"),
-    ("html:div input[name=csrf_token]@value", "outside"),
-    ("html:form#login.card input@value", "tok&1"),
-    ("html:#login .job", "j-42"),
-    ("html:span.job.id", "j-42"),
-    ("html:meta[name=csrf-token]@content", "m-123"),
-    ("html:a", "linkbold"),
-    ("html:[href]@href", "/x"),
-    ("html:*[type=hidden]@name", "csrf_token"),
-    ("html:form#nope input@value", None),
-    ("html:input[name=csrf_token]@missing", None),
-    ("regex:name=\"csrf_token\" value=\"([^\"]+)\"", "tok&amp;1"),
-    ("regex:j-\\d+", "j-42"),
-    ("regex:(?s)<p>(.*?)</p>", "Job <span class=\"job id\">  j-42 </span>"),
-    ("regex:nothing here", None),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("html:input[name=csrf_token]@value", "tok&1"),
+        ('html:input[name="csrf_token"]@value', "tok&1"),
+        ("html:div input[name=csrf_token]@value", "outside"),
+        ("html:form#login.card input@value", "tok&1"),
+        ("html:#login .job", "j-42"),
+        ("html:span.job.id", "j-42"),
+        ("html:meta[name=csrf-token]@content", "m-123"),
+        ("html:a", "linkbold"),
+        ("html:[href]@href", "/x"),
+        ("html:*[type=hidden]@name", "csrf_token"),
+        ("html:form#nope input@value", None),
+        ("html:input[name=csrf_token]@missing", None),
+        ('regex:name="csrf_token" value="([^"]+)"', "tok&amp;1"),
+        ("regex:j-\\d+", "j-42"),
+        ("regex:(?s)<p>(.*?)</p>", 'Job <span class="job id">  j-42 </span>'),
+        ("regex:nothing here", None),
+    ],
+)
 def test_capture_specs(spec, expected):
     assert capture_html(PAGE, spec) == expected
 
 
-@pytest.mark.parametrize("spec", [
-    "css:input", "html:", "html:   ", "html:div > input", "html:a:first-child", "html:input[name^=x]",
-    "html:input[name=x", "html:div]", "html:input@", "html:input@bad attr", "regex:(unclosed", "regex:",
-    "input[name=x]", "html:a+b",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "css:input",
+        "html:",
+        "html:   ",
+        "html:div > input",
+        "html:a:first-child",
+        "html:input[name^=x]",
+        "html:input[name=x",
+        "html:div]",
+        "html:input@",
+        "html:input@bad attr",
+        "regex:(unclosed",
+        "regex:",
+        "input[name=x]",
+        "html:a+b",
+    ],
+)
 def test_bad_capture_specs_raise_value_error(spec):
     with pytest.raises(ValueError):
         check_spec(spec)
@@ -249,8 +275,12 @@ def test_within_what_the_references_showed():
     p = Reply(200, JSON, b'{"done":null}')
     s = Reply(200, JSON, b'{"done":"2026-01-13"}')
     noise = learn_noise(p, s, TRANSPORT_HEADERS)
-    for body, expected in ((b'{"done":null}', []), (b'{"done":"2027-02-14"}', []),
-                           (b'{"done":7}', ["json:$.done"]), (b'{"done":"soon"}', ["json:$.done"])):
+    for body, expected in (
+        (b'{"done":null}', []),
+        (b'{"done":"2027-02-14"}', []),
+        (b'{"done":7}', ["json:$.done"]),
+        (b'{"done":"soon"}', ["json:$.done"]),
+    ):
         assert kinds(compare(p, Reply(200, JSON, body), noise, ignore=TRANSPORT_HEADERS)) == expected
 
 
@@ -290,7 +320,10 @@ def test_cookie_attribute_that_appeared_is_a_difference_even_when_the_header_is_
     # an Expires of another form, a Path value, a value of another length: differences
     odd = _cookie_reply(f"pref={secrets.token_urlsafe(8)}; Expires=3600; HttpOnly; Path=/app")
     assert kinds(compare(p, odd, noise, ignore=TRANSPORT_HEADERS)) == [
-        "cookie-attribute:pref;expires", "cookie-attribute:pref;path", "cookie-value:pref"]
+        "cookie-attribute:pref;expires",
+        "cookie-attribute:pref;path",
+        "cookie-value:pref",
+    ]
 
 
 def test_cookies_missing_extra_and_order():
@@ -298,12 +331,15 @@ def test_cookies_missing_extra_and_order():
     noise = learn_noise(p, p, TRANSPORT_HEADERS)
     assert noise.empty()
     assert kinds(compare(p, _cookie_reply("a=1; Path=/"), noise, ignore=TRANSPORT_HEADERS)) == ["cookie-missing:b"]
-    assert kinds(compare(p, _cookie_reply("a=1; Path=/", "b=2; Path=/", "c=3"), noise,
-                         ignore=TRANSPORT_HEADERS)) == ["cookie-extra:c"]
-    assert kinds(compare(p, _cookie_reply("a=1; Path=/", "b=3; Path=/"), noise,
-                         ignore=TRANSPORT_HEADERS)) == ["cookie-value:b"]
-    assert kinds(compare(p, _cookie_reply("a=1; Path=/", "b=2; path=/"), noise,
-                         ignore=TRANSPORT_HEADERS)) == []  # attribute names are case-insensitive
+    assert kinds(compare(p, _cookie_reply("a=1; Path=/", "b=2; Path=/", "c=3"), noise, ignore=TRANSPORT_HEADERS)) == [
+        "cookie-extra:c"
+    ]
+    assert kinds(compare(p, _cookie_reply("a=1; Path=/", "b=3; Path=/"), noise, ignore=TRANSPORT_HEADERS)) == [
+        "cookie-value:b"
+    ]
+    assert (
+        kinds(compare(p, _cookie_reply("a=1; Path=/", "b=2; path=/"), noise, ignore=TRANSPORT_HEADERS)) == []
+    )  # attribute names are case-insensitive
     # presence noise: a cookie one reference set and the other did not
     noisy = learn_noise(p, _cookie_reply("a=1; Path=/"), TRANSPORT_HEADERS)
     assert noisy.items() == ["cookie:b presence"]
@@ -323,17 +359,29 @@ def test_session_user_id_that_became_a_string_is_a_difference_next_to_a_noisy_fi
     s = _session_reply({"csrf_token": csrf(), "user_id": 1})
     noise = learn_noise(p, s, TRANSPORT_HEADERS, secret_key=key)
     assert noise.items() == ["cookie:session$.csrf_token"]
-    good = compare(p, _session_reply({"csrf_token": csrf(), "user_id": 1}), noise,
-                   ignore=TRANSPORT_HEADERS, secret_key=key)
+    good = compare(
+        p, _session_reply({"csrf_token": csrf(), "user_id": 1}), noise, ignore=TRANSPORT_HEADERS, secret_key=key
+    )
     assert kinds(good) == [] and "cookie:session$.csrf_token" in good.noise_hits
-    bad = compare(p, _session_reply({"csrf_token": csrf(), "user_id": "1"}), noise,
-                  ignore=TRANSPORT_HEADERS, secret_key=key)
+    bad = compare(
+        p, _session_reply({"csrf_token": csrf(), "user_id": "1"}), noise, ignore=TRANSPORT_HEADERS, secret_key=key
+    )
     assert kinds(bad) == ["cookie-session:session$.user_id"]
     # a real value change of a field that is not noisy, a field that appeared
-    assert kinds(compare(p, _session_reply({"csrf_token": csrf(), "user_id": 2}), noise,
-                         ignore=TRANSPORT_HEADERS, secret_key=key)) == ["cookie-session:session$.user_id"]
-    assert kinds(compare(p, _session_reply({"csrf_token": csrf(), "user_id": 1, "admin": True}), noise,
-                         ignore=TRANSPORT_HEADERS, secret_key=key)) == ["cookie-session:session$.admin"]
+    assert kinds(
+        compare(
+            p, _session_reply({"csrf_token": csrf(), "user_id": 2}), noise, ignore=TRANSPORT_HEADERS, secret_key=key
+        )
+    ) == ["cookie-session:session$.user_id"]
+    assert kinds(
+        compare(
+            p,
+            _session_reply({"csrf_token": csrf(), "user_id": 1, "admin": True}),
+            noise,
+            ignore=TRANSPORT_HEADERS,
+            secret_key=key,
+        )
+    ) == ["cookie-session:session$.admin"]
 
 
 def test_session_signed_with_another_key_is_a_difference_only_with_the_key():
@@ -341,7 +389,8 @@ def test_session_signed_with_another_key_is_a_difference_only_with_the_key():
     noise = learn_noise(p, _session_reply({"user_id": 1}), TRANSPORT_HEADERS, secret_key=KEY)
     forged = _session_reply({"user_id": 1}, key="not the key")
     assert kinds(compare(p, forged, noise, ignore=TRANSPORT_HEADERS, secret_key=KEY)) == [
-        "cookie-session:session:signature"]
+        "cookie-session:session:signature"
+    ]
     assert kinds(compare(p, forged, noise, ignore=TRANSPORT_HEADERS)) == []
 
 
@@ -532,11 +581,13 @@ def test_the_session_mutant_is_not_applicable_to_an_app_without_sessions():
 
 
 def _page(token: str, message: str = "Incorrect username.") -> bytes:
-    return (f'<html><body><form method="post"><input type="hidden" name="csrf_token" value="{token}">'
-            f'<p class="flash">{message}</p><input name="username"></form></body></html>').encode()
+    return (
+        f'<html><body><form method="post"><input type="hidden" name="csrf_token" value="{token}">'
+        f'<p class="flash">{message}</p><input name="username"></form></body></html>'
+    ).encode()
 
 
-def _html(body: bytes) -> "Reply":
+def _html(body: bytes) -> Reply:
     from compat.clients import Reply
 
     return Reply(200, [("Content-Type", "text/html; charset=utf-8")], body)

@@ -27,9 +27,24 @@ CORPUS = HERE / "corpus.toml"
 def run_cli(*args: str, tmp_path: Path) -> tuple[int, str, dict]:
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "compat", "--reference", REFERENCE, "--candidate", CANDIDATE,
-         "--corpus", str(CORPUS), "--report", str(report), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "--reference",
+            REFERENCE,
+            "--candidate",
+            CANDIDATE,
+            "--corpus",
+            str(CORPUS),
+            "--report",
+            str(report),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, data
@@ -75,7 +90,8 @@ def test_live_and_fuzz_modes_report_it_too(tmp_path):
     found = differing(data)
     # the size edges are played live too: gunicorn refuses what Hypercorn lets through
     assert found["port@hypercorn"] - {k for k in found["port@hypercorn"] if k.startswith("edge-")} == {
-        "create-wrong-content-type"}
+        "create-wrong-content-type"
+    }
     live = next(p for p in data["pairs"] if p["mode"] == "live")
     layers = {g["known"]["id"]: g["layer"] for g in live["groups"] if g["known"]}
     assert layers.get("server-request-line-414") == "server" and layers.get("get-json-silent") == "framework"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-FLASK_SIDE = '''
+FLASK_SIDE = """
 import os
 from pathlib import Path
 from flask import Flask, jsonify, request, session
@@ -52,9 +52,9 @@ def create_app(instance_path=None, greeting="hello from flask"):
         raise RuntimeError("the database is not initialised")
 
     return app
-'''
+"""
 
-QUART_SIDE = '''
+QUART_SIDE = """
 import os
 from pathlib import Path
 from quart import Quart, jsonify, request, session
@@ -91,9 +91,9 @@ def create_app(instance_path=None, greeting="hello from quart"):
         raise RuntimeError("the database is not initialised")
 
     return app
-'''
+"""
 
-HOOK = '''
+HOOK = """
 from pathlib import Path
 
 def prepare(instance: Path, side: str) -> dict:
@@ -101,9 +101,9 @@ def prepare(instance: Path, side: str) -> dict:
     import app  # this side's own package: the hook runs in the side's interpreter
     assert Path(app.__file__).parts[-3] == {"reference": "flask_side", "candidate": "quart_side"}[side]
     return {"instance_path": str(instance), "greeting": "hi"}
-'''
+"""
 
-CORPUS = '''
+CORPUS = """
 [[scenario]]
 name = "index"
 path = "/"
@@ -123,20 +123,23 @@ path = "/login"
 [[sequence.step]]
 name = "me"
 path = "/me"
-'''
+"""
 
 
-ALLOW = '''
+ALLOW = """
 [[allow]]
 scenario = "edge-*"
 difference = "*"
 modes = ["live"]
 reason = "gunicorn's request-line and header limits (414, 431); Hypercorn has none: the servers, not the port"
-'''
+"""
 
 
 def make_project(root: Path, *, user_id: str = "1", candidate_user_id: str | None = None, hook: bool = True) -> Path:
-    for side, source, uid in (("flask_side", FLASK_SIDE, user_id), ("quart_side", QUART_SIDE, candidate_user_id or user_id)):
+    for side, source, uid in (
+        ("flask_side", FLASK_SIDE, user_id),
+        ("quart_side", QUART_SIDE, candidate_user_id or user_id),
+    ):
         pkg = root / side / "app"
         pkg.mkdir(parents=True)
         (pkg / "__init__.py").write_text(textwrap.dedent(source).replace("USER_ID", uid))
@@ -144,7 +147,8 @@ def make_project(root: Path, *, user_id: str = "1", candidate_user_id: str | Non
     (root / "allowlist.toml").write_text(ALLOW)
     (root / "compat_setup.py").write_text(HOOK)
     setup = '[setup]\nhook = "compat_setup:prepare"\nsecret_key = "s3cret"\n' if hook else ""
-    (root / "compat.toml").write_text(textwrap.dedent(f'''
+    (root / "compat.toml").write_text(
+        textwrap.dedent(f"""
         [reference]
         path = "flask_side"
         app = "app:create_app"
@@ -155,15 +159,20 @@ def make_project(root: Path, *, user_id: str = "1", candidate_user_id: str | Non
         [run]
         corpus = "corpus.toml"
         allow = "allowlist.toml"
-        ''').replace("\n        ", "\n"))
+        """).replace("\n        ", "\n")
+    )
     return root / "compat.toml"
 
 
 def run(project: Path, *args: str) -> tuple[int, str, dict]:
     report = project / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "hostpulse.compat", "--config", "compat.toml",
-                           "--report", str(report), *args],
-                          cwd=project, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hostpulse.compat", "--config", "compat.toml", "--report", str(report), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     data = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, data
 
@@ -227,13 +236,16 @@ def test_both_sides_failing_alike_is_not_agreement(tmp_path):
     assert "the database is not initialised" in boom["reference"]["log"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[reference]\napp = "app:create_app"\n', "[candidate] is missing"),
-    ('[reference]\npath = "nowhere"\napp = "a:b"\n[candidate]\napp = "a:b"\n', "no folder"),
-    ('[reference]\napp = "a:b"\n[candidate]\napp = "a:b"\n[run]\ncorpus = "x.toml"\nspeed = 1\n', "unknown key"),
-    ('[reference]\napp = "a:b"\n[candidate]\napp = "a:b"\n[setup]\nhook = "nocolon"\n', "MODULE:FUNCTION"),
-    ('[referense]\napp = "a:b"\n', "unknown table"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[reference]\napp = "app:create_app"\n', "[candidate] is missing"),
+        ('[reference]\npath = "nowhere"\napp = "a:b"\n[candidate]\napp = "a:b"\n', "no folder"),
+        ('[reference]\napp = "a:b"\n[candidate]\napp = "a:b"\n[run]\ncorpus = "x.toml"\nspeed = 1\n', "unknown key"),
+        ('[reference]\napp = "a:b"\n[candidate]\napp = "a:b"\n[setup]\nhook = "nocolon"\n', "MODULE:FUNCTION"),
+        ('[referense]\napp = "a:b"\n', "unknown table"),
+    ],
+)
 def test_a_bad_run_file_is_one_line_and_exit_2(tmp_path, text, message):
     (tmp_path / "compat.toml").write_text(text)
     code, out, _ = run(tmp_path)
@@ -259,15 +271,15 @@ def test_the_reference_from_a_git_ref_of_the_same_project(tmp_path):
     subprocess.run(git + ["commit", "-qm", "flask"], check=True)
     # the working tree's Flask side changes after the commit: the run must use main's
     flask = tmp_path / "flask_side" / "app" / "__init__.py"
-    flask.write_text(flask.read_text().replace('greeting=greeting)', 'greeting=greeting, extra=1)'))
+    flask.write_text(flask.read_text().replace("greeting=greeting)", "greeting=greeting, extra=1)"))
     run_file = tmp_path / "compat.toml"
-    run_file.write_text(run_file.read_text().replace('[reference]\n', '[reference]\ngit = "main"\n'))
+    run_file.write_text(run_file.read_text().replace("[reference]\n", '[reference]\ngit = "main"\n'))
     code, out, data = run(tmp_path)
     assert code == 0, out
     assert data["meta"]["reference"] == "app:create_app@main"
     assert results(data)["index"]["status"] == "same"
     # and without the ref, the working tree's change shows
-    run_file.write_text(run_file.read_text().replace('git = "main"\n', ''))
+    run_file.write_text(run_file.read_text().replace('git = "main"\n', ""))
     code, out, data = run(tmp_path)
     assert code == 1 and any(d["where"] == "$.extra" for d in results(data)["index"]["differences"]), out
 
@@ -276,7 +288,7 @@ def test_a_git_ref_that_does_not_exist_is_one_line(tmp_path):
     make_project(tmp_path)
     subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
     run_file = tmp_path / "compat.toml"
-    run_file.write_text(run_file.read_text().replace('[reference]\n', '[reference]\ngit = "no-such-branch"\n'))
+    run_file.write_text(run_file.read_text().replace("[reference]\n", '[reference]\ngit = "no-such-branch"\n'))
     code, out, _ = run(tmp_path)
     assert code == 2 and "no-such-branch" in out and len(out.strip().splitlines()) == 1, out
 
@@ -286,9 +298,12 @@ def test_a_ready_app_object_instead_of_a_factory(tmp_path):
     make_project(tmp_path, hook=False)
     for side in ("flask_side", "quart_side"):
         init = tmp_path / side / "app" / "__init__.py"
-        init.write_text(init.read_text().replace('greeting="hello from flask"', 'greeting="hi"')
-                        .replace('greeting="hello from quart"', 'greeting="hi"')
-                        + '\nimport os as _os\nAPPLICATION = create_app(_os.environ["COMPAT_INSTANCE"])\n')
+        init.write_text(
+            init.read_text()
+            .replace('greeting="hello from flask"', 'greeting="hi"')
+            .replace('greeting="hello from quart"', 'greeting="hi"')
+            + '\nimport os as _os\nAPPLICATION = create_app(_os.environ["COMPAT_INSTANCE"])\n'
+        )
     run_file = tmp_path / "compat.toml"
     run_file.write_text(run_file.read_text().replace('app = "app:create_app"', 'app = "app:APPLICATION"'))
     code, out, data = run(tmp_path, "--mode", "all", "--fuzz", "30")

@@ -1,7 +1,9 @@
 """One set of contract tests, run against both apps: the Flask version and the Quart port.
 
-Every test gets a fresh instance folder (``tmp_path``) with a config holding one known
-token per role and a ``scripts/`` folder of small Python programs for jobs. The apps are
+Every test gets a fresh instance folder (``tmp_path``) with a ``scripts/`` folder of small
+Python programs for jobs, and an app made with settings holding one known token per role,
+passed to ``create_app(settings=...)``: no config file (one is written only for tables the
+sections cannot give, ``extra_toml``). The apps are
 driven by ``compat.clients``, which calls them as gunicorn (WSGI) and Hypercorn (ASGI,
 with its lifespan and one event loop kept alive for background jobs) would.
 """
@@ -21,8 +23,10 @@ import pytest
 import app as quart_app
 from compat import flask_app
 from compat.clients import AppClient, Reply, client_for
-from hostpulse import settings as settings_module
+from hostpulse.config_file import save
+from hostpulse.settings import Settings, load
 from hostpulse.store import Store
+from hostpulse.testing import settings_with_tokens
 
 from .helpers import TOKENS, UNKNOWN_TOKEN, multipart, wait_for
 
@@ -93,7 +97,7 @@ SCRIPTS: dict[str, str] = {
     """,
 }
 
-FACTORIES: dict[str, Callable[[Path], Any]] = {
+FACTORIES: dict[str, Callable[..., Any]] = {
     "flask": flask_app.create_app,
     "quart": quart_app.create_app,
 }
@@ -106,13 +110,10 @@ class Service:
     flavour: str
     instance: Path
     client: AppClient
+    settings: Settings
     tokens: Mapping[str, str] = field(default_factory=lambda: dict(TOKENS))
 
     # -- paths
-    @property
-    def settings(self) -> settings_module.Settings:
-        return settings_module.load(self.instance)
-
     @property
     def uploads(self) -> Path:
         return self.settings.uploads
@@ -158,7 +159,9 @@ class Service:
             hdrs["Content-Type"] = content_type
         return self.call("POST", path, role, hdrs, body)
 
-    def post_json(self, path: str, value: Any, role: str | None = None, content_type: str = "application/json") -> Reply:
+    def post_json(
+        self, path: str, value: Any, role: str | None = None, content_type: str = "application/json"
+    ) -> Reply:
         return self.post(path, json.dumps(value).encode(), role, content_type)
 
     def form(
@@ -228,9 +231,7 @@ def flavour(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_service(
-    flavour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Service]]:
+def make_service(flavour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Service]]:
     """A factory: ``make_service(limits={...}, jobs={...})`` -> a fresh app on its own folder.
 
     ``extra_toml`` is appended to the written config (e.g. ``[[commands]]`` tables).
@@ -244,10 +245,15 @@ def make_service(
         instance = tmp_path / (name or f"instance-{len(made)}")
         instance.mkdir()
         write_scripts(instance / "scripts")
-        config = settings_module.write_test_config(instance, TOKENS, **sections)
-        if extra_toml:
+        settings = settings_with_tokens(instance, TOKENS, **sections)
+        if extra_toml:  # through the config file, as a server reads it
+            config = save(settings)
             config.write_text(config.read_text() + "\n" + textwrap.dedent(extra_toml))
-        service = Service(flavour, instance, client_for(FACTORIES[flavour](instance)))
+            settings = load(instance)
+            app = FACTORIES[flavour](instance)
+        else:
+            app = FACTORIES[flavour](settings=settings)
+        service = Service(flavour, instance, client_for(app), settings)
         made.append(service)
         return service
 

@@ -82,7 +82,14 @@ def test_get_api_poll_is_the_poll_route(svc):
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx", "text/json"],
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "text/json",
+    ],
 )
 def test_exec_needs_a_json_content_type(svc, content_type):
     reply = svc.post("/api/exec/ct1", json.dumps({"cmd": "python3 count.py"}).encode(), "admin", content_type)
@@ -93,7 +100,9 @@ def test_exec_needs_a_json_content_type(svc, content_type):
     assert svc.poll("ct1").status == 404, "nothing started"
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/JSON", "application/vnd.api+json"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/JSON", "application/vnd.api+json"]
+)
 def test_exec_accepts_json_content_types(svc, content_type):
     reply = svc.post("/api/exec/ct2", json.dumps({"cmd": "python3 quick.py"}).encode(), "admin", content_type)
     assert reply.status == 200, reply.body
@@ -103,7 +112,9 @@ def test_exec_accepts_json_content_types(svc, content_type):
 
 
 @pytest.mark.parametrize(
-    "body", [b"{nope", b'{"cmd": "uptime"', b"\xff", b"{'cmd': 'uptime'}"], ids=["garbage", "truncated", "not-utf8", "quotes"]
+    "body",
+    [b"{nope", b'{"cmd": "uptime"', b"\xff", b"{'cmd': 'uptime'}"],
+    ids=["garbage", "truncated", "not-utf8", "quotes"],
 )
 def test_exec_bad_json_is_400_invalid_json(svc, body):
     reply = svc.post("/api/exec/bj", body, "admin", "application/json")
@@ -223,7 +234,9 @@ def test_shell_metacharacters_stay_plain_arguments_with_a_permissive_entry(make_
         args = ["quick.py", ".*"]
         """
     )
-    for n, arg in enumerate(["'; touch pwned'", "'$(touch pwned)'", "'`touch pwned`'", "'> pwned'", "'&& touch pwned'"]):
+    for n, arg in enumerate(
+        ["'; touch pwned'", "'$(touch pwned)'", "'`touch pwned`'", "'> pwned'", "'&& touch pwned'"]
+    ):
         reply = svc.exec(f"meta{n}", f"python3 quick.py {arg}")
         assert reply.status == 200, reply.body
         final, _ = svc.wait_finished(f"meta{n}")

@@ -60,7 +60,9 @@ def test_post_data_list_counts_entries(svc):
     assert reply.json() == {"status": "success", "bytes": len(payload), "items": 3}
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/octet-stream", "application/x-www-form-urlencoded"]
+)
 def test_post_data_reads_the_raw_body_whatever_its_type(svc, content_type):
     payload = b'{"a": 1, "b": 2}'
     reply = svc.post("/data/", payload, "agent", content_type)

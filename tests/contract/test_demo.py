@@ -80,7 +80,9 @@ def test_post_demo_unicode_id(svc):
     "send",
     [
         pytest.param(lambda s: s.form(fields=[("name", "tiger"), ("list", "a")]), id="multipart"),
-        pytest.param(lambda s: s.post("/demo", b"name=tiger", "admin", "application/x-www-form-urlencoded"), id="urlencoded"),
+        pytest.param(
+            lambda s: s.post("/demo", b"name=tiger", "admin", "application/x-www-form-urlencoded"), id="urlencoded"
+        ),
         pytest.param(lambda s: s.post("/demo", b"", "admin"), id="empty"),
         pytest.param(lambda s: s.form("/demo?name=x", fields=[]), id="empty-multipart"),
     ],

@@ -26,8 +26,12 @@ def test_healthz_503_while_the_store_is_locked(svc):
     locker = sqlite3.connect(svc.settings.db_path, isolation_level=None, timeout=5)
     try:
         locker.execute("BEGIN EXCLUSIVE")
-        reply = wait_for(lambda: (r := svc.get("/healthz")).status == 503 and r, timeout=20, interval=0.1,
-                         what="healthz 503 while the store is locked")
+        reply = wait_for(
+            lambda: (r := svc.get("/healthz")).status == 503 and r,
+            timeout=20,
+            interval=0.1,
+            what="healthz 503 while the store is locked",
+        )
         assert reply.status == 503
         assert reply.header("Content-Type") == "application/json"
         body = reply.json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostpulse.settings import ROLE_USERS
+from hostpulse.testing import ROLE_USERS
 
 from .helpers import compact_json
 

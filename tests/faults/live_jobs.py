@@ -49,8 +49,9 @@ def leave(name):
 class JobsService(Service):
     """One app on its instance folder with its jobs settings and extra environment."""
 
-    def __init__(self, instance: Path, flavour: str, env: dict[str, str] | None = None,
-                 **sections: dict[str, Any]) -> None:
+    def __init__(
+        self, instance: Path, flavour: str, env: dict[str, str] | None = None, **sections: dict[str, Any]
+    ) -> None:
         factory, server = FACTORIES[flavour]
         instance.mkdir(parents=True, exist_ok=True)
         super().__init__(instance, factory=factory, server=server)
@@ -75,8 +76,12 @@ class JobsService(Service):
         out = open(self.log, "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
         self.proc = subprocess.Popen(
-            self.argv(), cwd=ROOT, env={**env, "HOSTPULSE_INSTANCE": str(self.instance), **self.env},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            self.argv(),
+            cwd=ROOT,
+            env={**env, "HOSTPULSE_INSTANCE": str(self.instance), **self.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         wait_until_up(f"{self.url}/healthz", self.proc)
@@ -91,8 +96,15 @@ class JobsService(Service):
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def request(self, method: str, path: str, body: bytes | None = None, token: str = ADMIN,
-                content_type: str | None = None, timeout: float = 60) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str = ADMIN,
+        content_type: str | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -101,12 +113,15 @@ class JobsService(Service):
             return status, json.loads(reply)
         return status, reply
 
-    def send_whole(self, method: str, path: str, body: bytes, token: str = ADMIN,
-                   content_type: str = "application/json") -> tuple[int, Any]:
+    def send_whole(
+        self, method: str, path: str, body: bytes, token: str = ADMIN, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         """One request on a raw socket, the body sent whole even if the server has answered
         before reading it (an early 413), then the answer: status and JSON body."""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
         with socket.create_connection(("127.0.0.1", self.port), timeout=120) as conn:
             try:
                 conn.sendall(head.encode() + body)
@@ -126,7 +141,9 @@ class JobsService(Service):
         return status, json.loads(payload) if payload else None
 
     def exec(self, job_id: str, cmd: str) -> tuple[int, Any]:
-        return self.request("POST", f"/api/exec/{job_id}", json.dumps({"cmd": cmd}).encode(), content_type="application/json")
+        return self.request(
+            "POST", f"/api/exec/{job_id}", json.dumps({"cmd": cmd}).encode(), content_type="application/json"
+        )
 
     def poll(self, job_id: str) -> dict[str, Any]:
         status, answer = self.request("POST", f"/api/poll/{job_id}")

@@ -26,7 +26,10 @@ from tests.support import ROOT, http
 def cli(instance: Path, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "hostpulse", "--instance", str(instance), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -51,8 +54,9 @@ async def test_a_token_reports_only_its_hosts(service: Service, tmp_path: Path) 
     service.start()
 
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(service.url.replace("http", "ws") + "/ws/agent",
-                                      headers={"Authorization": f"Bearer {web}"})
+        ws = await session.ws_connect(
+            service.url.replace("http", "ws") + "/ws/agent", headers={"Authorization": f"Bearer {web}"}
+        )
         answers = []
         for b in (batch("web-1", 1), batch("db-1", 2), batch("WEB-1", 3)):
             await ws.send_str(json.dumps(b))
@@ -64,8 +68,12 @@ async def test_a_token_reports_only_its_hosts(service: Service, tmp_path: Path) 
         await ws.close()
 
     def ingest(token: str, host: str, seq: int) -> tuple[int, dict[str, object]]:
-        status, _, body = http("POST", f"{service.url}/ingest", body=json.dumps(batch(host, seq)).encode(),
-                               headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        status, _, body = http(
+            "POST",
+            f"{service.url}/ingest",
+            body=json.dumps(batch(host, seq)).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         return status, json.loads(body)
 
     assert ingest(fleet, "db-7", 1) == (200, {"ack": 1, "run": "hosts-run"})

@@ -20,12 +20,15 @@ from tests.agent.live import ADMIN, AGENT, VIEWER, Service
 from tests.faults.wire import both_apps
 from tests.support import http
 
-DEEP_OPEN = b"[" * 100_000                        # never closed: the decoder recurses first
-DEEP_LIST = b"[" * 100_000 + b"]" * 100_000        # valid JSON, 100,000 deep
+DEEP_OPEN = b"[" * 100_000  # never closed: the decoder recurses first
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000  # valid JSON, 100,000 deep
 DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
 # /api/exec reads at most 64 KiB (16 times max_command_length): 10,000 deep fits, and is as deep
-SMALL = {DEEP_OPEN: b"[" * 10_000, DEEP_LIST: b"[" * 10_000 + b"]" * 10_000,
-         DEEP_OBJECT: b'{"a":' * 9_000 + b"1" + b"}" * 9_000}
+SMALL = {
+    DEEP_OPEN: b"[" * 10_000,
+    DEEP_LIST: b"[" * 10_000 + b"]" * 10_000,
+    DEEP_OBJECT: b'{"a":' * 9_000 + b"1" + b"}" * 9_000,
+}
 JSON = {"Content-Type": "application/json"}
 MAX_DEPTH = 512  # hostpulse.jsondepth.MAX_DEPTH, in the README's configuration section
 
@@ -40,10 +43,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
         yield apps
 
 
-def call(service: Service, path: str, token: str, body: bytes, headers: dict[str, str] | None = None
-         ) -> tuple[int, str, bytes]:
-    status, got, reply = http("POST", service.url + path, body=body,
-                              headers={"Authorization": f"Bearer {token}", **(headers or {})})
+def call(
+    service: Service, path: str, token: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, str, bytes]:
+    status, got, reply = http(
+        "POST", service.url + path, body=body, headers={"Authorization": f"Bearer {token}", **(headers or {})}
+    )
     return status, got.get("content-type", ""), reply
 
 
@@ -58,8 +63,9 @@ REFUSING = [
 
 @pytest.mark.parametrize("body", [DEEP_OPEN, DEEP_LIST, DEEP_OBJECT], ids=["open", "list", "object"])
 @pytest.mark.parametrize("path,token,headers", REFUSING, ids=[f"{p} {h}" for p, _, h in REFUSING])
-def test_deep_json_is_invalid_json_in_both_apps(servers: dict[str, Service], path: str, token: str,
-                                                headers: dict[str, str], body: bytes) -> None:
+def test_deep_json_is_invalid_json_in_both_apps(
+    servers: dict[str, Service], path: str, token: str, headers: dict[str, str], body: bytes
+) -> None:
     if path.startswith("/api/exec/"):
         body = SMALL[body]
     answers = {name: call(service, path, token, body, headers) for name, service in servers.items()}

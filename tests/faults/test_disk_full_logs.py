@@ -24,7 +24,7 @@ import aiohttp
 import psutil
 
 from hostpulse.processes import stop_group
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, wait_until_up
 
 AGENT = "agent-token-for-disk-full"
@@ -38,10 +38,21 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "app:create_app()"],
-            cwd=ROOT, env={**os.environ, "HOSTPULSE_INSTANCE": str(instance)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(BIN / "hypercorn"),
+                "--config",
+                str(ROOT / "hypercorn.toml"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "HOSTPULSE_INSTANCE": str(instance)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -73,22 +84,32 @@ async def load(url: str, seconds: float) -> dict[str, int]:
     stop = time.monotonic() + seconds
 
     def batch(host: str, seq: int) -> str:
-        return json.dumps({"host": host, "run": "r1", "seq": seq,
-                           "samples": [{"ts": time.time(), "values": {n: float(seq) for n in NAMES}}]})
+        return json.dumps(
+            {
+                "host": host,
+                "run": "r1",
+                "seq": seq,
+                "samples": [{"ts": time.time(), "values": {n: float(seq) for n in NAMES}}],
+            }
+        )
 
     async def http_agent(session: aiohttp.ClientSession, host: str) -> None:
         seq = 0
         while time.monotonic() < stop:
-            async with session.post(f"{url}/ingest", data=batch(host, seq), headers={
-                    "Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"}) as resp:
+            async with session.post(
+                f"{url}/ingest",
+                data=batch(host, seq),
+                headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"},
+            ) as resp:
                 answer = await resp.json()
             counts["acked" if "ack" in answer else "refused"] += 1
             seq += 1
 
     async def ws_agent(session: aiohttp.ClientSession, host: str) -> None:
         seq = 0
-        async with session.ws_connect(url.replace("http", "ws") + "/ws/agent",
-                                      headers={"Authorization": f"Bearer {AGENT}"}) as ws:
+        async with session.ws_connect(
+            url.replace("http", "ws") + "/ws/agent", headers={"Authorization": f"Bearer {AGENT}"}
+        ) as ws:
             while time.monotonic() < stop:
                 await ws.send_str(batch(host, seq))
                 answer = json.loads((await ws.receive(timeout=30)).data)
@@ -96,8 +117,9 @@ async def load(url: str, seconds: float) -> dict[str, int]:
                 seq += 1
 
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*[http_agent(session, f"h-{i}") for i in range(5)],
-                             *[ws_agent(session, f"w-{i}") for i in range(3)])
+        await asyncio.gather(
+            *[http_agent(session, f"h-{i}") for i in range(5)], *[ws_agent(session, f"w-{i}") for i in range(3)]
+        )
     return counts
 
 

@@ -32,8 +32,12 @@ def test_the_finished_answer_carries_the_newest_unpolled_lines(services, tmp_pat
     service.start()
     assert service.exec("five", "python3 five.py")[0] == 200
     finished_unpolled(service, "five")
-    assert service.poll("five") == {"mode": "poll", "status": "finished", "returncode": 0,
-                                    "output": "line 3\nline 4\nline 5"}
+    assert service.poll("five") == {
+        "mode": "poll",
+        "status": "finished",
+        "returncode": 0,
+        "output": "line 3\nline 4\nline 5",
+    }
     # shown once: the next poll has nothing new
     assert service.poll("five") == {"mode": "poll", "status": "finished", "returncode": 0, "output": ""}
 

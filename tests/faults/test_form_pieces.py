@@ -20,8 +20,7 @@ import pytest
 from tests.agent.live import ADMIN, Service
 
 BOUNDARY = b"piecesboundary"
-BODY = (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="id"\r\n\r\nchunked\r\n--'
-        + BOUNDARY + b"--\r\n")
+BODY = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="id"\r\n\r\nchunked\r\n--' + BOUNDARY + b"--\r\n"
 
 
 @pytest.fixture(scope="module", params=["hypercorn", "gunicorn"])
@@ -36,9 +35,15 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def post_in_pieces(port: int, cuts: list[int]) -> bytes:
     """``POST /demo`` with the body cut at ``cuts`` (byte offsets), a pause after each piece."""
-    head = (b"POST /demo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + ADMIN.encode()
-            + b"\r\nContent-Type: multipart/form-data; boundary=" + BOUNDARY
-            + b"\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\nConnection: close\r\n\r\n")
+    head = (
+        b"POST /demo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+        + ADMIN.encode()
+        + b"\r\nContent-Type: multipart/form-data; boundary="
+        + BOUNDARY
+        + b"\r\nContent-Length: "
+        + str(len(BODY)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(head)
@@ -58,8 +63,11 @@ def post_in_pieces(port: int, cuts: list[int]) -> bytes:
 CLOSING_DASH = len(BODY) - len(b"-\r\n")
 
 
-@pytest.mark.parametrize("cuts", [[], [BODY.index(b"chunked") + 8], [30, CLOSING_DASH]],
-                         ids=["one-piece", "cut-after-the-cr", "cut-between-the-closing-dashes"])
+@pytest.mark.parametrize(
+    "cuts",
+    [[], [BODY.index(b"chunked") + 8], [30, CLOSING_DASH]],
+    ids=["one-piece", "cut-after-the-cr", "cut-between-the-closing-dashes"],
+)
 def test_the_field_is_the_same_however_the_body_is_cut(service: Service, cuts: list[int]) -> None:
     reply = post_in_pieces(service.port, cuts)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.agent.live import eventually
 from tests.support import BIN, free_port, http, serve
 
@@ -25,21 +25,44 @@ AGENT = "health-agent-token-6b3d9e7f"
 
 SERVERS = {
     "hypercorn": lambda port: [
-        str(BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "2",
+        str(BIN / "hypercorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--graceful-timeout",
+        "2",
         "app:create_app()",
     ],
     "gunicorn": lambda port: [
-        str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "compat.flask_app:create_app()",
+        str(BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "compat.flask_app:create_app()",
     ],
 }
 
 # Public routes, and requests refused before any work (no token, or a token without the role).
 PUBLIC = [
-    ("GET", "/healthz", None), ("HEAD", "/healthz", None), ("GET", "/", None), ("GET", "/login", None),
-    ("GET", "/regist", None), ("GET", "/usrname", None), ("GET", "/json/list", None), ("GET", "/json/dict", None),
-    ("OPTIONS", "/data/", None), ("GET", "/healthz", AGENT),
-    ("POST", "/", None), ("POST", "/data/", None), ("POST", "/demo", None), ("POST", "/api/exec/x", None),
-    ("POST", "/api/exec/x", AGENT), ("POST", "/api/poll/x", None), ("POST", "/ingest", None),
+    ("GET", "/healthz", None),
+    ("HEAD", "/healthz", None),
+    ("GET", "/", None),
+    ("GET", "/login", None),
+    ("GET", "/regist", None),
+    ("GET", "/usrname", None),
+    ("GET", "/json/list", None),
+    ("GET", "/json/dict", None),
+    ("OPTIONS", "/data/", None),
+    ("GET", "/healthz", AGENT),
+    ("POST", "/", None),
+    ("POST", "/data/", None),
+    ("POST", "/demo", None),
+    ("POST", "/api/exec/x", None),
+    ("POST", "/api/exec/x", AGENT),
+    ("POST", "/api/poll/x", None),
+    ("POST", "/ingest", None),
 ]
 
 
@@ -49,7 +72,11 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.name.endswith("-shm"):
             data = path.read_bytes()
-            found[str(path.relative_to(folder))] = (len(data), path.stat().st_mtime_ns, hashlib.sha256(data).hexdigest())
+            found[str(path.relative_to(folder))] = (
+                len(data),
+                path.stat().st_mtime_ns,
+                hashlib.sha256(data).hexdigest(),
+            )
     return found
 
 
@@ -80,10 +107,18 @@ def test_public_requests_write_nothing_and_the_probe_still_sees_a_locked_store(t
         locker = sqlite3.connect(instance / "hostpulse.sqlite3", isolation_level=None, timeout=5)
         try:
             locker.execute("BEGIN IMMEDIATE")
-            eventually(lambda: all(http("GET", f"{base}/healthz")[0] == 503 for _ in range(6)),
-                       "healthz 503 on every worker while the store is locked", timeout=30, every=0.2)
+            eventually(
+                lambda: all(http("GET", f"{base}/healthz")[0] == 503 for _ in range(6)),
+                "healthz 503 on every worker while the store is locked",
+                timeout=30,
+                every=0.2,
+            )
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        eventually(lambda: all(http("GET", f"{base}/healthz")[0] == 200 for _ in range(6)),
-                   "healthz 200 again once the lock is released", timeout=30, every=0.2)
+        eventually(
+            lambda: all(http("GET", f"{base}/healthz")[0] == 200 for _ in range(6)),
+            "healthz 200 again once the lock is released",
+            timeout=30,
+            every=0.2,
+        )

@@ -29,8 +29,13 @@ TOO_BIG = 2**63
 
 
 def wire(host: str, run: str, seq: int, dropped: int = 0, value: float = 1.0) -> dict[str, Any]:
-    return {"host": host, "run": run, "seq": seq, "dropped": dropped,
-            "samples": [{"ts": time.time(), "values": {"x": value, "y": 2.0}}]}
+    return {
+        "host": host,
+        "run": run,
+        "seq": seq,
+        "dropped": dropped,
+        "samples": [{"ts": time.time(), "values": {"x": value, "y": 2.0}}],
+    }
 
 
 # --- at the door -------------------------------------------------------------------------
@@ -82,8 +87,10 @@ async def test_the_group_committer_answers_each_batch_its_own_way(store: SeriesS
     committer = GroupCommitter(store, max_batches=100, max_delay=0.05)
     bad = Batch("web-1", "run1", TOO_BIG, (Sample(1.0, {"x": 1.0}),), 0)
     results = await asyncio.gather(
-        *(committer.submit(good(s)) for s in range(10)), committer.submit(bad),
-        *(committer.submit(good(s)) for s in range(10, 20)), return_exceptions=True,
+        *(committer.submit(good(s)) for s in range(10)),
+        committer.submit(bad),
+        *(committer.submit(good(s)) for s in range(10, 20)),
+        return_exceptions=True,
     )
     await committer.close()
     assert results[:10] + results[11:] == list(range(20))
@@ -124,8 +131,9 @@ async def over_http(url: str, batches: list[dict[str, Any]]) -> list[tuple[int, 
     answers = []
     async with aiohttp.ClientSession() as session:
         for batch in batches:
-            async with session.post(url, data=json.dumps(batch),
-                                    headers={**HEADERS, "Content-Type": "application/json"}) as resp:
+            async with session.post(
+                url, data=json.dumps(batch), headers={**HEADERS, "Content-Type": "application/json"}
+            ) as resp:
                 answers.append((resp.status, await resp.json(content_type=None)))
     return answers
 
@@ -134,13 +142,14 @@ async def test_one_bad_token_cannot_fail_honest_batches(service: Service) -> Non
     ws_url = service.url.replace("http", "ws") + "/ws/agent"
     ingest = service.url + "/ingest"
     per_agent = 60
-    honest_ws = {f"honest-ws-{i}": [wire(f"honest-ws-{i}", "r", s, value=s) for s in range(per_agent)]
-                 for i in range(3)}
-    honest_http = {f"honest-http-{i}": [wire(f"honest-http-{i}", "r", s, value=s) for s in range(per_agent // 3)]
-                   for i in range(2)}
+    honest_ws = {
+        f"honest-ws-{i}": [wire(f"honest-ws-{i}", "r", s, value=s) for s in range(per_agent)] for i in range(3)
+    }
+    honest_http = {
+        f"honest-http-{i}": [wire(f"honest-http-{i}", "r", s, value=s) for s in range(per_agent // 3)] for i in range(2)
+    }
     # The attacker: seq past SQLite's range, and a valid seq with such a drop count.
-    bad = [wire("evil", "r", TOO_BIG + k) if k % 2 else wire("evil", "r", k, dropped=TOO_BIG + k)
-           for k in range(150)]
+    bad = [wire("evil", "r", TOO_BIG + k) if k % 2 else wire("evil", "r", k, dropped=TOO_BIG + k) for k in range(150)]
     results = await asyncio.gather(
         *(over_websocket(ws_url, batches) for batches in honest_ws.values()),
         *(over_http(ingest, batches) for batches in honest_http.values()),
@@ -151,7 +160,9 @@ async def test_one_bad_token_cannot_fail_honest_batches(service: Service) -> Non
     bad_ws, bad_http = results[5], results[6]
 
     for host, answers in zip(honest_ws, ws_answers):
-        assert sorted(answers, key=lambda a: a.get("ack", -1)) == [{"ack": s, "run": "r"} for s in range(per_agent)], host
+        assert sorted(answers, key=lambda a: a.get("ack", -1)) == [{"ack": s, "run": "r"} for s in range(per_agent)], (
+            host
+        )
     for host, answers in zip(honest_http, http_answers):
         assert answers == [(200, {"ack": s, "run": "r"}) for s in range(per_agent // 3)], host
 

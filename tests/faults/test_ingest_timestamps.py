@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.agent.live import AGENT, TOKENS, Service
 
 DAY = 24 * 3600.0
@@ -28,8 +28,12 @@ HEADERS = {"Authorization": f"Bearer {AGENT}"}
 def batch(host: str, seq: int, *offsets: float, value: float = 1.0) -> dict[str, Any]:
     """A batch with one sample per offset from now (seconds; positive is the future)."""
     now = time.time()
-    return {"host": host, "run": "r", "seq": seq,
-            "samples": [{"ts": now + offset, "values": {"x": value}} for offset in offsets]}
+    return {
+        "host": host,
+        "run": "r",
+        "seq": seq,
+        "samples": [{"ts": now + offset, "values": {"x": value}} for offset in offsets],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +69,11 @@ async def send_all(service: Service, transport: str, batches: list[dict[str, Any
                     answers.append((0, json.loads(msg.data)))
         else:
             for body in batches:
-                async with session.post(service.url + "/ingest", data=json.dumps(body),
-                                        headers={**HEADERS, "Content-Type": "application/json"}) as resp:
+                async with session.post(
+                    service.url + "/ingest",
+                    data=json.dumps(body),
+                    headers={**HEADERS, "Content-Type": "application/json"},
+                ) as resp:
                     answers.append((resp.status, await resp.json(content_type=None)))
     return answers
 
@@ -83,15 +90,19 @@ def stored(service: Service, host: str) -> list[int]:
 async def test_samples_from_the_future_or_beyond_retention_are_refused(service: Service, transport: str) -> None:
     host = f"clock-{transport}"
     refused_status = 0 if transport == "ws" else 400
-    answers = await send_all(service, transport, [
-        batch(host, 1, 0.0, value=10.0),                      # now: stored
-        batch(host, 2, 100 * 365 * DAY, value=99.0),          # a century ahead
-        batch(host, 3, 3600.0, value=98.0),                   # an hour ahead
-        batch(host, 4, -1.0, 400.0, value=97.0),              # one good sample, one too far ahead
-        batch(host, 5, -RETENTION - 3600.0, value=96.0),      # older than retention
-        batch(host, 6, 120.0, value=11.0),                    # ahead, but within 300 s: stored
-        batch(host, 7, -RETENTION + 3600.0, value=12.0),      # old, but within retention: stored
-    ])
+    answers = await send_all(
+        service,
+        transport,
+        [
+            batch(host, 1, 0.0, value=10.0),  # now: stored
+            batch(host, 2, 100 * 365 * DAY, value=99.0),  # a century ahead
+            batch(host, 3, 3600.0, value=98.0),  # an hour ahead
+            batch(host, 4, -1.0, 400.0, value=97.0),  # one good sample, one too far ahead
+            batch(host, 5, -RETENTION - 3600.0, value=96.0),  # older than retention
+            batch(host, 6, 120.0, value=11.0),  # ahead, but within 300 s: stored
+            batch(host, 7, -RETENTION + 3600.0, value=12.0),  # old, but within retention: stored
+        ],
+    )
     ok = 0 if transport == "ws" else 200
     assert answers[0] == (ok, {"ack": 1, "run": "r"})
     for (status, body), seq, words in zip(answers[1:5], (2, 3, 4, 5), ("ahead", "ahead", "ahead", "retention")):
@@ -111,12 +122,16 @@ async def test_samples_from_the_future_or_beyond_retention_are_refused(service: 
 
 
 async def test_the_skew_and_the_retention_come_from_the_config(strict: Service) -> None:
-    answers = await send_all(strict, "http", [
-        batch("strict-1", 1, 5.0),            # within 10 s
-        batch("strict-1", 2, 120.0),          # 120 s ahead: over max_skew = 10
-        batch("strict-1", 3, -7200.0),        # two hours old: over retention = 3600
-        batch("strict-1", 4, -1800.0),        # half an hour old: kept
-    ])
+    answers = await send_all(
+        strict,
+        "http",
+        [
+            batch("strict-1", 1, 5.0),  # within 10 s
+            batch("strict-1", 2, 120.0),  # 120 s ahead: over max_skew = 10
+            batch("strict-1", 3, -7200.0),  # two hours old: over retention = 3600
+            batch("strict-1", 4, -1800.0),  # half an hour old: kept
+        ],
+    )
     assert answers[0] == (200, {"ack": 1, "run": "r"})
     assert answers[1][0] == 400 and answers[1][1]["seq"] == 2 and "10" in answers[1][1]["message"]
     assert answers[2][0] == 400 and answers[2][1]["seq"] == 3 and "3600" in answers[2][1]["message"]

@@ -82,8 +82,9 @@ MODES = [
 
 
 def make(services, tmp_path: Path, flavour: str, mode: str, timeout: float) -> JobsService:
-    service = JobsService(tmp_path / f"{flavour}-{mode}", flavour, env={"HOSTPULSE_JOBS_CONTAINMENT": mode},
-                          jobs={"timeout": timeout})
+    service = JobsService(
+        tmp_path / f"{flavour}-{mode}", flavour, env={"HOSTPULSE_JOBS_CONTAINMENT": mode}, jobs={"timeout": timeout}
+    )
     service.script("escape.py", ESCAPE)
     service.script("daemon.py", DAEMON)
     services.append(service)
@@ -143,8 +144,11 @@ def test_nothing_of_a_job_outlives_the_service(services, tmp_path, flavour, mode
     else:
         service.terminate()
     try:
-        eventually(lambda: not any(pid_alive(pid) for pid in pids.values()),
-                   f"the job's processes {pids} to end with the service ({how})", timeout=30)
+        eventually(
+            lambda: not any(pid_alive(pid) for pid in pids.values()),
+            f"the job's processes {pids} to end with the service ({how})",
+            timeout=30,
+        )
     finally:
         end_recorded(service.scripts)
     # restarted, the service tells what happened: the job was killed

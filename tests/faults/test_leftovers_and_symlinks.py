@@ -31,14 +31,21 @@ def test_a_part_file_of_an_upload_cut_by_kill_9_is_swept_at_the_next_start(servi
     services.append(service)
     service.start()
     boundary = uuid.uuid4().hex
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     total = 64 * 1024 * 1024
     conn = socket.create_connection(("127.0.0.1", service.port), timeout=60)
     try:
-        conn.sendall((f"POST /demo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN}\r\n"
-                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                      f"Content-Length: {total}\r\n\r\n").encode() + head)
+        conn.sendall(
+            (
+                f"POST /demo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {total}\r\n\r\n"
+            ).encode()
+            + head
+        )
         block = os.urandom(1024 * 1024)
         for _ in range(4):  # a part of the file: the upload is being written
             conn.sendall(block)

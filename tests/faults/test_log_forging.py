@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, serve
 
 ADMIN = "admin-token-for-log-forging"
 VIEWER = "viewer-token-for-log-forging"
 LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[[A-Z]+\] ")
-FORGED = b"[2026-01-01 00:00:00 +0000] [1] [INFO] <1> 10.0.0.1:1 \"GET /admin 1.1\" 200 1 1us"
+FORGED = b'[2026-01-01 00:00:00 +0000] [1] [INFO] <1> 10.0.0.1:1 "GET /admin 1.1" 200 1 1us'
 SECRETS = ["s3cr3t-token-value", "an0ther-s3cr3t", "pa55w0rd-value", VIEWER]
 
 
@@ -45,8 +45,16 @@ def access_log(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     write_test_config(instance, {"admin": ADMIN, "viewer": VIEWER})
     port = free_port()
     log = instance / "hypercorn.log"
-    argv = [str(BIN / "hypercorn"), "--config", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}",
-            "--workers", "1", "app:create_app()"]
+    argv = [
+        str(BIN / "hypercorn"),
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "app:create_app()",
+    ]
     targets = [
         b"/nothing%0A" + FORGED.replace(b" ", b"%20"),
         b"/nothing%0D%0A" + FORGED.replace(b" ", b"%20"),
@@ -137,5 +145,9 @@ def test_the_apps_own_log_lines_escape_control_characters(tmp_path: Path, flavou
     assert "\x1b" not in out and "\x00" not in out and VIEWER not in out and SECRETS[0] not in out, out
     for line in out.splitlines():
         assert "forged" not in line or line.startswith(
-            ("ERROR unhandled error on GET /x\\x0a[2026", "ERROR storing a batch for /x\\x0a[2026",
-             "ValueError: /x\\x0a[2026")), line
+            (
+                "ERROR unhandled error on GET /x\\x0a[2026",
+                "ERROR storing a batch for /x\\x0a[2026",
+                "ValueError: /x\\x0a[2026",
+            )
+        ), line

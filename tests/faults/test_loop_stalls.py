@@ -70,8 +70,10 @@ def test_a_large_body_simdjson_declines_is_decoded_off_the_loop(services, tmp_pa
     services.append(service)
     service.start()
     body = nan_body(1_600_000)  # 28.8 MB: json.loads takes seconds here
-    head = (f"POST /data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {AGENT}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {AGENT}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     big = socket.create_connection(("127.0.0.1", service.port), timeout=120)
     try:
         big.sendall(head + body)
@@ -95,8 +97,8 @@ def test_a_large_body_simdjson_declines_is_decoded_off_the_loop(services, tmp_pa
 DECLINED = [  # simdjson declines each; json.loads decides, on the loop when small, else aside
     (b'[1, 2, NaN, {"a": Infinity}]', 200),
     (b'{"a": 1, "a": 2, "b": [NaN]}', 200),
-    (b'[NaN, 1' + b" " * 70_000, 400),
-    (b'[NaN, ' + b"1, " * 40_000 + b"nope]", 400),
+    (b"[NaN, 1" + b" " * 70_000, 400),
+    (b"[NaN, " + b"1, " * 40_000 + b"nope]", 400),
     (b'{"k": [NaN], "n": ' + b"9" * 5000 + b"}" + b" " * 70_000, 400),
 ]
 
@@ -110,8 +112,12 @@ def test_the_declined_bodies_answer_as_json_loads_would(services, tmp_path):
         service.start()
         answers[flavour] = []
         for body, _ in DECLINED:
-            status, _, reply = http("POST", service.url + "/data/", body=body, headers={
-                "Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"})
+            status, _, reply = http(
+                "POST",
+                service.url + "/data/",
+                body=body,
+                headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"},
+            )
             answers[flavour].append((status, json.loads(reply)))
         service.stop()
     assert answers["quart"] == answers["flask"]

@@ -36,9 +36,12 @@ from tests.support import ROOT, free_port, http, wait_until_up
 def make_run(instance: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            ["make", "--no-print-directory", "run", f"PORT={port}"], cwd=ROOT,
+            ["make", "--no-print-directory", "run", f"PORT={port}"],
+            cwd=ROOT,
             env={**os.environ, "HOSTPULSE_INSTANCE": str(instance), "MAKEFLAGS": "", **env},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -78,8 +81,12 @@ def test_a_second_make_run_on_a_busy_port_refuses_and_the_first_keeps_it(tmp_pat
         assert len(refusal) == 1, text
         assert not (tmp_path / "second" / "config.toml").exists(), "nothing is written for a run that cannot start"
         for _ in range(20):  # the first run alone answers: its admin token on every connection
-            assert http("GET", f"http://127.0.0.1:{port}/_get_current_user",
-                        headers={"Authorization": f"Bearer {admin}"})[0] == 200
+            assert (
+                http("GET", f"http://127.0.0.1:{port}/_get_current_user", headers={"Authorization": f"Bearer {admin}"})[
+                    0
+                ]
+                == 200
+            )
     finally:
         stop_group(first)
 
@@ -103,8 +110,9 @@ def test_make_run_on_another_port_moves_the_local_agent(tmp_path: Path) -> None:
     def local_host_seen_since(port: int, since: float) -> bool:
         status, _, body = http("GET", f"http://127.0.0.1:{port}/hosts", headers={"Authorization": f"Bearer {viewer}"})
         assert status == 200, body
-        return any(h["host"] == socket.gethostname().lower() and h["last_seen"] >= since
-                   for h in json.loads(body)["hosts"])
+        return any(
+            h["host"] == socket.gethostname().lower() and h["last_seen"] >= since for h in json.loads(body)["hosts"]
+        )
 
     first_port, second_port = free_port(), free_port()
     log = tmp_path / "first.log"
@@ -119,8 +127,12 @@ def test_make_run_on_another_port_moves_the_local_agent(tmp_path: Path) -> None:
     run = make_run(instance, second_port, tmp_path / "second.log")
     try:
         wait_until_up(f"http://127.0.0.1:{second_port}/healthz", run)
-        eventually(lambda: local_host_seen_since(second_port, restarted), "the local agent on the new port",
-                   timeout=60, every=0.5)
+        eventually(
+            lambda: local_host_seen_since(second_port, restarted),
+            "the local agent on the new port",
+            timeout=60,
+            every=0.5,
+        )
     finally:
         stop_group(run)
     agent_config = tomllib.loads((instance / "agent.toml").read_text())
@@ -130,21 +142,34 @@ def test_make_run_on_another_port_moves_the_local_agent(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a read-only bind mount")
 def test_a_read_only_instance_fails_at_start_with_one_line(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
-    done = subprocess.run([sys.executable, "-m", "hostpulse", "--instance", str(instance), "init"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "hostpulse", "--instance", str(instance), "init"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro '{instance}' '{instance}'"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount --bind -o ro '{instance}' '{instance}'"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"no mount namespace here: {probe.stderr.decode().strip()}")
     port = free_port()
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            ["unshare", "-m", "sh", "-c",
-             f"mount --bind -o ro '{instance}' '{instance}' && exec make --no-print-directory run PORT={port}"],
-            cwd=ROOT, env={**os.environ, "HOSTPULSE_INSTANCE": str(instance), "MAKEFLAGS": ""},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                f"mount --bind -o ro '{instance}' '{instance}' && exec make --no-print-directory run PORT={port}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "HOSTPULSE_INSTANCE": str(instance), "MAKEFLAGS": ""},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     status = finished(proc)
     text = log.read_text()
@@ -156,22 +181,36 @@ def test_a_read_only_instance_fails_at_start_with_one_line(tmp_path: Path) -> No
 
 def test_settings_name_the_variable_and_warn_about_unknown_ones(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
-    bad = subprocess.run([sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "init"], cwd=ROOT,
-                         env={**env, "HOSTPULSE_JOBS_TIMEOUT": "abc"}, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "init"],
+        cwd=ROOT,
+        env={**env, "HOSTPULSE_JOBS_TIMEOUT": "abc"},
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0
     assert "HOSTPULSE_JOBS_TIMEOUT" in bad.stderr and "config.toml" not in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     with pytest.raises(SettingsError, match="HOSTPULSE_JOBS_TIMEOUT"):
         settings_module.load(tmp_path, {"HOSTPULSE_JOBS_TIMEOUT": "abc"})
 
-    typo = subprocess.run([sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "init"], cwd=ROOT,
-                          env={**env, "HOSTPULSE_JOB_TIMEOUT": "5"}, capture_output=True, text=True)
+    typo = subprocess.run(
+        [sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "init"],
+        cwd=ROOT,
+        env={**env, "HOSTPULSE_JOB_TIMEOUT": "5"},
+        capture_output=True,
+        text=True,
+    )
     assert typo.returncode == 0, typo.stderr
     warned = [line for line in typo.stderr.splitlines() if "HOSTPULSE_JOB_TIMEOUT" in line]
     assert len(warned) == 1 and "HOSTPULSE_JOBS_TIMEOUT" in warned[0], typo.stderr
-    quiet = subprocess.run([sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "tokens"], cwd=ROOT,
-                           env={**env, "HOSTPULSE_JOBS_TIMEOUT": "5", "HOSTPULSE_AGENT_TOKEN": "x"},
-                           capture_output=True, text=True)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "hostpulse", "--instance", str(tmp_path), "tokens"],
+        cwd=ROOT,
+        env={**env, "HOSTPULSE_JOBS_TIMEOUT": "5", "HOSTPULSE_AGENT_TOKEN": "x"},
+        capture_output=True,
+        text=True,
+    )
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
@@ -182,8 +221,11 @@ def test_an_agent_with_a_refused_token_says_so_once_and_backs_off(tmp_path: Path
         try:
             attempts = lambda: len(re.findall(r'"GET /ws/agent 1\.1" 401', service.log.read_text()))  # noqa: E731
             eventually(lambda: attempts() >= 2, "a second attempt after the refusal", timeout=60)
-            refusals = [line for line in agent.text().splitlines()
-                        if "refused the token" in line and ("ERROR" in line or "WARNING" in line)]
+            refusals = [
+                line
+                for line in agent.text().splitlines()
+                if "refused the token" in line and ("ERROR" in line or "WARNING" in line)
+            ]
             assert len(refusals) == 1, agent.text()
             longest = re.search(r"up to ([\d.]+) s", refusals[0])
             assert longest and float(longest.group(1)) >= 60, refusals[0]
@@ -203,8 +245,14 @@ def test_an_agent_with_a_refused_token_stops_on_sigterm(tmp_path: Path, flush_ti
     With --flush-timeout 0 the SIGTERM lands exactly there."""
     service = Service(tmp_path / "instance").start()
     try:
-        agent = AgentProcess(tmp_path / "agent", service.url, "refused", "--flush-timeout", flush_timeout,
-                             token="not-a-token-of-this-service").start()
+        agent = AgentProcess(
+            tmp_path / "agent",
+            service.url,
+            "refused",
+            "--flush-timeout",
+            flush_timeout,
+            token="not-a-token-of-this-service",
+        ).start()
         try:
             eventually(lambda: "refused the token" in agent.text(), "the refusal logged")
             assert agent.stop(timeout=60) == 0

@@ -39,18 +39,6 @@ from tests.faults.wire import (
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
     with both_apps(tmp_path_factory.mktemp("protocol-edges")) as apps:
@@ -94,8 +82,14 @@ def test_the_port_says_why_in_json(servers: dict[str, Service]) -> None:
 
 def handshake(authorizations: list[str], path: str = "/ws/agent") -> bytes:
     key = base64.b64encode(os.urandom(16))
-    lines = [f"GET {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Upgrade: websocket", b"Connection: Upgrade",
-             b"Sec-WebSocket-Key: " + key, b"Sec-WebSocket-Version: 13"]
+    lines = [
+        f"GET {path} HTTP/1.1".encode(),
+        b"Host: 127.0.0.1",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: " + key,
+        b"Sec-WebSocket-Version: 13",
+    ]
     lines += [f"Authorization: {value}".encode() for value in authorizations]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
@@ -113,12 +107,15 @@ def open_websocket(port: int, authorizations: list[str]) -> tuple[socket.socket,
     return sock, head
 
 
-@pytest.mark.parametrize("authorizations,expected", [
-    ([f"Bearer {AGENT}"], 101),
-    ([f"Bearer {AGENT}", "Bearer someone-else"], 401),
-    (["Bearer someone-else", f"Bearer {AGENT}"], 401),
-    ([f"Bearer {AGENT}", f"Bearer {AGENT}"], 401),
-])
+@pytest.mark.parametrize(
+    "authorizations,expected",
+    [
+        ([f"Bearer {AGENT}"], 101),
+        ([f"Bearer {AGENT}", "Bearer someone-else"], 401),
+        (["Bearer someone-else", f"Bearer {AGENT}"], 401),
+        ([f"Bearer {AGENT}", f"Bearer {AGENT}"], 401),
+    ],
+)
 def test_two_authorization_lines_on_a_handshake_are_one_unknown_token(
     servers: dict[str, Service], authorizations: list[str], expected: int
 ) -> None:
@@ -129,8 +126,10 @@ def test_two_authorization_lines_on_a_handshake_are_one_unknown_token(
 
 @pytest.mark.parametrize("flavour", ["port", "flask"])
 def test_http_joins_two_authorization_lines_too(servers: dict[str, Service], flavour: str) -> None:
-    request = (b"GET /_get_current_user HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-               + f"Authorization: Bearer {VIEWER}\r\nAuthorization: Bearer {VIEWER}\r\n\r\n".encode())
+    request = (
+        b"GET /_get_current_user HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + f"Authorization: Bearer {VIEWER}\r\nAuthorization: Bearer {VIEWER}\r\n\r\n".encode()
+    )
     reply, _ = exchange(servers[flavour].port, request)
     assert status_of(reply) == 401, reply
 
@@ -186,8 +185,12 @@ def test_an_idle_agent_websocket_is_closed(tmp_path: Path) -> None:
 def slow_post(port: int, path: str, token: str | None, declared: int, sent: bytes) -> socket.socket:
     sock = connect(port)
     auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode() + auth
-                 + f"Content-Length: {declared}\r\n\r\n".encode() + sent)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+        + auth
+        + f"Content-Length: {declared}\r\n\r\n".encode()
+        + sent
+    )
     return sock
 
 
@@ -205,12 +208,13 @@ def test_a_body_that_stops_arriving_is_408_and_closed(tmp_path: Path) -> None:
             reply, closed = read_until_closed(sock, timeout=20)
         assert closed and status_of(reply) == 408, reply
         # No byte for a second is the limit, not the body's whole time: a trickle gets through.
-        body = json.dumps({"host": "trickle-1", "run": "r1", "seq": 1,
-                           "samples": [{"ts": time.time(), "values": {"x": 1.0}}]}).encode()
+        body = json.dumps(
+            {"host": "trickle-1", "run": "r1", "seq": 1, "samples": [{"ts": time.time(), "values": {"x": 1.0}}]}
+        ).encode()
         with slow_post(service.port, "/ingest", AGENT, len(body), b"") as sock:
             for i in range(0, len(body), len(body) // 5 + 1):
                 time.sleep(0.3)
-                sock.sendall(body[i:i + len(body) // 5 + 1])
+                sock.sendall(body[i : i + len(body) // 5 + 1])
             sock.settimeout(20)
             reply = sock.recv(65536)
         assert status_of(reply) == 200, reply
@@ -241,8 +245,10 @@ def test_a_token_holds_at_most_its_cap_of_connections(tmp_path: Path) -> None:
         sock.close()
         assert status_of(head) == 429, head
         # another token is not affected
-        reply, _ = exchange(service.port, f"GET /hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                          f"Authorization: Bearer {VIEWER}\r\n\r\n".encode())
+        reply, _ = exchange(
+            service.port,
+            f"GET /hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {VIEWER}\r\n\r\n".encode(),
+        )
         assert status_of(reply) == 200, reply
         # one held connection goes: the token gets a slot back
         held.pop(0).close()

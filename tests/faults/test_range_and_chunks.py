@@ -33,35 +33,45 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
 
 def stored(service: Service) -> str:
     body, content_type = multipart([("id", "1")], [("file", "ten.txt", CONTENT)])
-    status, headers, _ = http("POST", service.url + "/demo", body=body,
-                              headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": content_type})
+    status, headers, _ = http(
+        "POST",
+        service.url + "/demo",
+        body=body,
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": content_type},
+    )
     assert status == 200
     return headers["content-location"]
 
 
 def fetch(service: Service, path: str, byte_range: str) -> tuple[int, str | None, bytes]:
-    status, headers, body = http("GET", service.url + path,
-                                 headers={"Authorization": f"Bearer {VIEWER}", "Range": byte_range})
+    status, headers, body = http(
+        "GET", service.url + path, headers={"Authorization": f"Bearer {VIEWER}", "Range": byte_range}
+    )
     return status, headers.get("content-range"), body if status == 206 else b""
 
 
-@pytest.mark.parametrize("byte_range,expected", [
-    ("bytes=-99999999999999999999", (416, "bytes */10", b"")),
-    ("bytes=-11", (416, "bytes */10", b"")),
-    ("bytes=-10", (206, "bytes 0-9/10", CONTENT)),
-    ("bytes=-3", (206, "bytes 7-9/10", b"789")),
-    ("bytes=0-99999999999999999999", (206, "bytes 0-9/10", CONTENT)),
-])
+@pytest.mark.parametrize(
+    "byte_range,expected",
+    [
+        ("bytes=-99999999999999999999", (416, "bytes */10", b"")),
+        ("bytes=-11", (416, "bytes */10", b"")),
+        ("bytes=-10", (206, "bytes 0-9/10", CONTENT)),
+        ("bytes=-3", (206, "bytes 7-9/10", b"789")),
+        ("bytes=0-99999999999999999999", (206, "bytes 0-9/10", CONTENT)),
+    ],
+)
 def test_suffix_ranges_answer_alike(servers: dict[str, Service], byte_range: str, expected: tuple) -> None:
     answers = {name: fetch(service, stored(service), byte_range) for name, service in servers.items()}
     assert answers["flask"] == answers["port"] == expected
 
 
-
-
 def chunked_post(body: bytes) -> bytes:
-    return (b"POST /data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + AGENT.encode()
-            + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    return (
+        b"POST /data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + AGENT.encode()
+        + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + body
+    )
 
 
 BAD_CHUNKS = {

@@ -28,8 +28,12 @@ def ts(service: Service) -> float:
     """One stored sample's time (a whole second plus a quarter, so 1 ms buckets are exact)."""
     at = float(int(time.time()) - 10) + 0.25
     body = {"host": "steps", "run": "r", "seq": 1, "samples": [{"ts": at, "values": {"x": 4.0}}]}
-    status, _, reply = http("POST", service.url + "/ingest", body=json.dumps(body).encode(),
-                            headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"})
+    status, _, reply = http(
+        "POST",
+        service.url + "/ingest",
+        body=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"},
+    )
     assert (status, json.loads(reply)) == (200, {"ack": 1, "run": "r"})
     return at
 

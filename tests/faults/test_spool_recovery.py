@@ -80,17 +80,29 @@ def test_an_ack_for_a_mislabelled_body_cannot_forget_another_batch(tmp_path: Pat
         spool.close()
 
 
-@pytest.mark.parametrize("state", [
-    {"next_seq": -5, "dropped": 0},
-    {"next_seq": -1, "dropped": 0},
-    {"next_seq": 2**63, "dropped": 0},
-    {"next_seq": True, "dropped": 0},
-    {"next_seq": 3, "dropped": -4},
-    {"next_seq": 3, "dropped": 0, "run": ""},
-    {"next_seq": 3, "dropped": 0, "run": "not a run!"},
-    {"next_seq": 3, "dropped": 0, "run": 12},
-], ids=["next-seq-negative", "next-seq-minus-one", "next-seq-past-int64", "next-seq-bool", "dropped-negative",
-        "run-empty", "run-invalid", "run-number"])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"next_seq": -5, "dropped": 0},
+        {"next_seq": -1, "dropped": 0},
+        {"next_seq": 2**63, "dropped": 0},
+        {"next_seq": True, "dropped": 0},
+        {"next_seq": 3, "dropped": -4},
+        {"next_seq": 3, "dropped": 0, "run": ""},
+        {"next_seq": 3, "dropped": 0, "run": "not a run!"},
+        {"next_seq": 3, "dropped": 0, "run": 12},
+    ],
+    ids=[
+        "next-seq-negative",
+        "next-seq-minus-one",
+        "next-seq-past-int64",
+        "next-seq-bool",
+        "dropped-negative",
+        "run-empty",
+        "run-invalid",
+        "run-number",
+    ],
+)
 def test_a_state_out_of_range_starts_a_new_run_whose_batches_are_sent(tmp_path: Path, state: dict) -> None:
     path = tmp_path / "spool"
     Spool(path, 1024 * 1024).close()
@@ -112,8 +124,9 @@ def test_corrupt_batches_are_counted_as_dropped_and_the_count_survives(tmp_path:
     batch_file(path, 0).write_text("[garbage")  # unreadable: one sample at least
     body = json.loads(batch_file(path, 1).read_bytes())
     batch_file(path, 1).write_text(json.dumps({**body, "samples": "three"}))  # not a batch
-    batch_file(path, 9).write_text(json.dumps({"run": run, "seq": 9, "host": "web-1",
-                                               "samples": [{"ts": 1.0, "values": {}}] * 4}))  # fine
+    batch_file(path, 9).write_text(
+        json.dumps({"run": run, "seq": 9, "host": "web-1", "samples": [{"ts": 1.0, "values": {}}] * 4})
+    )  # fine
     spool = Spool(path, 1024 * 1024)
     try:
         assert [e.seq for e in spool.pending()] == [2, 9]

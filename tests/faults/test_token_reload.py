@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from hostpulse.settings import write_test_config
+from hostpulse.testing import write_test_config
 from tests.support import BIN, ROOT, free_port, http, serve
 
 ADMIN = "reload-admin-token-5f0e3c1b"
@@ -31,12 +31,26 @@ ACCESS = re.compile(r'<(\d+)>[^"\n]*"[A-Z]+ [^"\s]*[?&]tag=([\w-]+)[^"]*" (\d{3}
 
 SERVERS = {
     "hypercorn": lambda port: [
-        str(BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "2",
+        str(BIN / "hypercorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--graceful-timeout",
+        "2",
         "app:create_app()",
     ],
     "gunicorn": lambda port: [
-        str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--access-logfile", "-",
-        "--access-logformat", '%(p)s %(h)s "%(r)s" %(s)s', "compat.flask_app:create_app()",
+        str(BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        '%(p)s %(h)s "%(r)s" %(s)s',
+        "compat.flask_app:create_app()",
     ],
 }
 
@@ -44,7 +58,10 @@ SERVERS = {
 def cli(instance: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "hostpulse", "--instance", str(instance), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done
@@ -97,12 +114,14 @@ def test_token_add_revoke_and_commands_reach_every_worker_within_2s(tmp_path: Pa
     token: dict[str, str] = {}
 
     def as_alice(tag: str) -> int:
-        return http("GET", f"{base}/_get_current_user?tag={tag}",
-                    headers={"Authorization": f"Bearer {token['alice']}"})[0]
+        return http(
+            "GET", f"{base}/_get_current_user?tag={tag}", headers={"Authorization": f"Bearer {token['alice']}"}
+        )[0]
 
     def run_echo(tag: str) -> int:
         status, _, body = http(
-            "POST", f"{base}/api/exec/{tag}?tag={tag}",
+            "POST",
+            f"{base}/api/exec/{tag}?tag={tag}",
             headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
             body=json.dumps({"cmd": "echo reloaded"}).encode(),
         )
@@ -127,11 +146,17 @@ def test_token_add_revoke_and_commands_reach_every_worker_within_2s(tmp_path: Pa
         commanded = time.monotonic()
         probe.until_both_workers("commanded", commanded, run_echo, log)
     seen = {tag: (pid, status) for tag, pid, status in access(log)}
-    for phase, changed_at, expected in (("added", added, 200), ("revoked", revoked, 401), ("commanded", commanded, 200)):
+    for phase, changed_at, expected in (
+        ("added", added, 200),
+        ("revoked", revoked, 401),
+        ("commanded", commanded, 200),
+    ):
         late = probe.late(phase, changed_at)
         assert late, f"{phase}: no request after the deadline"
         wrong = {tag: status for tag, status in late.items() if status != expected}
-        assert wrong == {}, f"{phase}: {len(wrong)} of {len(late)} requests 2 s after the change did not answer {expected}"
+        assert wrong == {}, (
+            f"{phase}: {len(wrong)} of {len(late)} requests 2 s after the change did not answer {expected}"
+        )
         workers = {seen[tag][0] for tag in late if tag in seen}
         assert len(workers) == 2, f"{phase}: the requests after the deadline reached workers {workers}"
 
@@ -155,8 +180,16 @@ async def test_a_revoked_token_is_refused_on_a_websocket_opened_before(tmp_path:
             async def send() -> dict[str, object]:
                 nonlocal seq
                 seq += 1
-                await ws.send_str(json.dumps({"host": "web-1", "run": "revoke", "seq": seq,
-                                              "samples": [{"ts": time.time(), "values": {"cpu_percent": 1.0}}]}))
+                await ws.send_str(
+                    json.dumps(
+                        {
+                            "host": "web-1",
+                            "run": "revoke",
+                            "seq": seq,
+                            "samples": [{"ts": time.time(), "values": {"cpu_percent": 1.0}}],
+                        }
+                    )
+                )
                 return json.loads((await ws.receive(timeout=30)).data)
 
             assert await send() == {"ack": 1, "run": "revoke"}

@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hostpulse.samples import Batch, Sample
 from hostpulse.series import SeriesStore
-from hostpulse.settings import Settings, write_test_config
+from hostpulse.settings import Settings
+from hostpulse.testing import write_test_config
 from tests.agent.live import AGENT, TOKENS, Service
 from tests.support import http
 
@@ -35,8 +36,10 @@ DAY = 24 * 3600.0
 def plant(instance: Path, *ages: float) -> None:
     """Legacy posts received ``age`` seconds ago, written straight into the service's file."""
     with sqlite3.connect(instance / "hostpulse.sqlite3") as db:
-        db.executemany("INSERT INTO legacy_posts (username, received, body) VALUES ('old', ?, ?)",
-                       [(time.time() - age, f"[{age}]") for age in ages])
+        db.executemany(
+            "INSERT INTO legacy_posts (username, received, body) VALUES ('old', ?, ?)",
+            [(time.time() - age, f"[{age}]") for age in ages],
+        )
 
 
 def kept(instance: Path) -> list[str]:
@@ -102,9 +105,12 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def batch(host: str, seq: int, *names: str) -> dict[str, Any]:
     now = time.time()
     # Two samples with the same names: a name counts once however often it comes.
-    return {"host": host, "run": "r", "seq": seq,
-            "samples": [{"ts": now - 1, "values": {n: 1.0 for n in names}},
-                        {"ts": now, "values": {n: 2.0 for n in names}}]}
+    return {
+        "host": host,
+        "run": "r",
+        "seq": seq,
+        "samples": [{"ts": now - 1, "values": {n: 1.0 for n in names}}, {"ts": now, "values": {n: 2.0 for n in names}}],
+    }
 
 
 async def send(service: Service, transport: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -116,8 +122,9 @@ async def send(service: Service, transport: str, body: dict[str, Any]) -> tuple[
                 await ws.send_str(json.dumps(body))
                 msg = await ws.receive(timeout=60)
                 return 0, json.loads(msg.data)
-        async with session.post(service.url + "/ingest", data=json.dumps(body),
-                                headers={**headers, "Content-Type": "application/json"}) as resp:
+        async with session.post(
+            service.url + "/ingest", data=json.dumps(body), headers={**headers, "Content-Type": "application/json"}
+        ) as resp:
             return resp.status, await resp.json(content_type=None)
 
 
@@ -173,6 +180,7 @@ async def test_series_caps_refuse_new_names_with_a_clear_error_and_count_it(capp
 def test_retention_frees_room_under_the_caps(tmp_path: Path) -> None:
     store = SeriesStore(tmp_path / "s.sqlite3", retention=3600.0, max_series_per_host=2, max_series=3)
     try:
+
         def one(seq: int, host: str, ts: float, *names: str) -> Batch:
             return Batch(host, "r", seq, (Sample(ts, {n: 1.0 for n in names}),))
 
@@ -197,10 +205,10 @@ def test_a_store_from_before_the_caps_counts_its_series_and_a_lowered_cap_keeps_
         db.execute("DROP TABLE series_counts")
     store = SeriesStore(path, retention=3600.0, max_series_per_host=2, max_series=100)
     try:
-        assert store.store_batches([Batch("old", "r", 2, (Sample(1001.0, {"a": 2.0, "c": 2.0}),))],
-                                   now=1001.0) == [2]  # known names: taken, though over the cap
-        (refused,) = store.store_batches([Batch("old", "r", 3, (Sample(1002.0, {"a": 3.0, "d": 3.0}),))],
-                                         now=1002.0)
+        assert store.store_batches([Batch("old", "r", 2, (Sample(1001.0, {"a": 2.0, "c": 2.0}),))], now=1001.0) == [
+            2
+        ]  # known names: taken, though over the cap
+        (refused,) = store.store_batches([Batch("old", "r", 3, (Sample(1002.0, {"a": 3.0, "d": 3.0}),))], now=1002.0)
         assert getattr(refused, "status", None) == 422, refused
         assert "has 3 series and this batch brings 1 new" in str(refused)
         assert store.series("old", "a") == [(1000.0, 1.0), (1001.0, 2.0)]  # nothing of batch 3

@@ -43,7 +43,7 @@ def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes
     try:
         while chunk := sock.recv(65536):
             received += chunk
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return received, False
     except ConnectionResetError:
         pass

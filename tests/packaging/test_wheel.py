@@ -20,7 +20,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # repository folder -> where it is installed
-MAPPED = {"app": "hostpulse/app", "agent": "hostpulse/agent", "compat": "hostpulse/compat", "hostpulse": "hostpulse"}
+MAPPED = {
+    "app": "hostpulse/app",
+    "agent": "hostpulse/agent",
+    "compat": "hostpulse/compat",
+    "porter": "hostpulse/porter",
+    "hostpulse": "hostpulse",
+}
 DATA_SUFFIXES = {".toml", ".html", ".js", ".css"}
 # Python files shipped as data, in folders that are not packages
 DATA_PY = ("compat/corpus/scripts/",)
@@ -84,8 +90,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(ROOT / name, src / name)
     out = work / "dist"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
-        capture_output=True, text=True, timeout=300, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (built,) = out.glob("hostpulse-*.whl")
@@ -117,7 +137,11 @@ def _entry_points(wheel: Path) -> dict[str, str]:
 def _run(site: Path, target: str, *args: str, blocked: tuple[str, ...] = BLOCKED, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-I", "-c", RUNNER, ",".join(blocked), str(site), target, *args],
-        capture_output=True, text=True, timeout=60, env=_env(), cwd=cwd or site.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=cwd or site.parent,
     )
 
 

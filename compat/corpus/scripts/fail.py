@@ -1,4 +1,5 @@
 """Writes to stderr (merged into the output) and fails."""
+
 import sys
 
 print("about to fail", flush=True)

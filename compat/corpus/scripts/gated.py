@@ -1,4 +1,5 @@
 """Prints three lines, waits for the file ``go`` beside it (a corpus step touches it), exits 3."""
+
 import os
 import sys
 import time

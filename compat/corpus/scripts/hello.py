@@ -1,2 +1,3 @@
 """Says hello and ends."""
+
 print("hello from a job")

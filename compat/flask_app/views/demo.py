@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, abort, jsonify, request, send_file
 
 from hostpulse.payloads import demo_fields, demo_id
-from hostpulse.uploads import UploadSink, etag_of, mimetype_of, resolve, sweep_parts
+from hostpulse.uploads import UploadSink, etag_of, mimetype_of, resolve
+
+from ..resources import get_settings
 
 bp = Blueprint("demo", __name__)
-log = logging.getLogger("hostpulse")
 
 COPY_BUFFER = 256 * 1024
 
 
-@bp.record_once
-def sweep_leftovers(state: BlueprintSetupState) -> None:
-    """At the app's start: the part files of uploads a killed server cut short go."""
-    settings = state.app.extensions.get("hostpulse")
-    if settings is not None:
-        removed = sweep_parts(settings.uploads)
-        if removed:
-            log.warning("uploads: removed %d part file(s) of uploads cut short: %s", len(removed), ", ".join(removed))
-
-
 def file_response(name: str) -> Response:
-    settings = current_app.extensions["hostpulse"]
-    path = resolve(settings.uploads, name)
+    path = resolve(get_settings().uploads, name)
     if path is None:
         abort(404)
     response = send_file(path, mimetype=mimetype_of(name), etag=etag_of(name), conditional=True)
@@ -44,7 +32,7 @@ def demo_query() -> Response:
 
 @bp.post("/demo")
 def demo_upload() -> Response | str:
-    settings = current_app.extensions["hostpulse"]
+    settings = get_settings()
     upload = request.files.get("file")
     if not upload:
         return demo_id(request.values)

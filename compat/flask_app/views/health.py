@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from hostpulse.health import StoreHealth, health_answer
+from hostpulse.health import health_answer
+
+from ..resources import get_health
 
 bp = Blueprint("health", __name__)
 
 
-def _health() -> StoreHealth:
-    health = current_app.extensions.get("hostpulse.health")
-    if health is None:
-        health = current_app.extensions["hostpulse.health"] = StoreHealth(current_app.extensions["hostpulse"].db_path)
-    return health
-
-
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    body, status = health_answer(_health().writable())
+    body, status = health_answer(get_health().writable())
     return jsonify(body), status

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, redirect, request, url_for
+from flask import Blueprint, Response, g, redirect, request, url_for
 
 from hostpulse.payloads import legacy_echo, legacy_list
+
+from ..resources import get_store
 
 bp = Blueprint("pages", __name__)
 
@@ -18,7 +20,7 @@ def hello_world() -> str:
 def legacy_post() -> Response:
     data = request.get_data()
     if legacy_list(data):
-        current_app.extensions["hostpulse.store"].add_legacy_post(g.user.username, data.decode("utf-8", "replace"))
+        get_store().add_legacy_post(g.user.username, data.decode("utf-8", "replace"))
     return Response(legacy_echo(data), mimetype="text/plain")
 
 

@@ -1,24 +1,21 @@
-"""The time-series store: agents' batches in SQLite, stored once, on disk before the ack.
+"""The series store: agents' batches written once and on disk before the ack, queried, pruned, capped.
 
-Tables are prefixed ``series_`` so they live beside the service's own tables in the
-same file. ``synchronous=FULL`` because an acknowledgement promises the batch is on
-disk: with WAL and ``NORMAL`` a power cut can lose the last commits.
+``synchronous=FULL`` (``hostpulse/sqlite.py``) because an acknowledgement promises the
+batch is on disk: with WAL and ``NORMAL`` a power cut can lose the last commits.
 
 Exactly-once: ``series_batches`` has the primary key ``(host, run, seq)``; a batch whose
 key is already there is acknowledged again but its samples are not inserted twice.
 
-Group commit: :meth:`SeriesStore.store_batches` writes many batches in one transaction
-(one fsync), and :class:`GroupCommitter` gathers concurrent submissions from an event
-loop into such calls. Each batch is written inside its own SAVEPOINT: a batch that fails
-(a cap on series, or anything unforeseen) is rolled back alone and gets its own error,
-while the others of the transaction commit (issue 11, item 1: one bad batch used to fail
-every honest batch beside it).
+Many batches, one transaction: :meth:`SeriesStore.store_batches` writes them with one
+fsync (``committer.py`` gathers them from an event loop). Each batch is written inside its
+own SAVEPOINT: a batch that fails (a cap on series, or anything unforeseen) is rolled back
+alone and gets its own error, while the others of the transaction commit (issue 11, item 1:
+one bad batch used to fail every honest batch beside it).
 
-Caps: a series is a ``(host, name)`` with a latest value; ``series_counts`` keeps how
-many each host has (and, under the host ``''``, how many in all; a trigger counts each new
-one, pruning counts again), so that a batch bringing new names is refused when it would
-pass ``max_series_per_host`` or ``max_series`` (``series_refused`` counts those refusals
-for ``/metrics``).
+Caps: a series is a ``(host, name)`` with a latest value; ``series_counts`` keeps how many
+each host has (and how many in all; a trigger counts each new one, pruning counts again),
+so that a batch bringing new names is refused when it would pass ``max_series_per_host`` or
+``max_series`` (``series_refused`` counts those refusals for ``/metrics``).
 
 Methods are synchronous; the async port calls them in a worker thread, and each thread
 has its own connection.
@@ -26,10 +23,8 @@ has its own connection.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -40,64 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hostpulse import sqlite
+from hostpulse.errorcodes import UNPROCESSABLE_ENTITY
 from hostpulse.samples import Batch, BatchError
+from hostpulse.series import exposition, schema
 
 try:  # Unix: writers of several processes queue on a file lock
     import fcntl
 except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS series_batches (
-    host TEXT NOT NULL,
-    run TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    received REAL NOT NULL,
-    samples INTEGER NOT NULL,
-    PRIMARY KEY (host, run, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS series_batches_received ON series_batches (received);
-CREATE TABLE IF NOT EXISTS series_samples (
-    host TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ts REAL NOT NULL,
-    value REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS series_samples_host_name_ts ON series_samples (host, name, ts);
-CREATE INDEX IF NOT EXISTS series_samples_ts ON series_samples (ts);
-CREATE TABLE IF NOT EXISTS series_latest (
-    host TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ts REAL NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (host, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS series_hosts (
-    host TEXT PRIMARY KEY,
-    last_seen REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS series_runs (
-    host TEXT NOT NULL,
-    run TEXT NOT NULL,
-    dropped INTEGER NOT NULL,
-    seq INTEGER NOT NULL,  -- the batch that reported ``dropped``
-    PRIMARY KEY (host, run)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS series_counts (
-    host TEXT PRIMARY KEY,  -- '' (no host name is empty): every host's series together
-    n INTEGER NOT NULL      -- rows of series_latest
-) WITHOUT ROWID;
--- Fires only for a new series (an upsert that updates does not insert).
-CREATE TRIGGER IF NOT EXISTS series_latest_counted AFTER INSERT ON series_latest BEGIN
-    INSERT INTO series_counts (host, n) VALUES (new.host, 1), ('', 1)
-    ON CONFLICT (host) DO UPDATE SET n = n + 1;
-END;
-CREATE TABLE IF NOT EXISTS series_refused (
-    cap TEXT PRIMARY KEY,   -- per_host | total
-    batches INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
-CAPS = ("per_host", "total")
 MIN_STEP = 0.001  # seconds: the smallest step of a series query
 
 # Latest value of a series: only moves forward in time (a re-sent old batch does not win).
@@ -119,35 +65,13 @@ ON CONFLICT (host, run) DO UPDATE SET dropped = excluded.dropped, seq = excluded
 WHERE excluded.seq >= series_runs.seq
 """
 
-METRIC_PREFIX = "hostpulse_"
-DROPPED_METRIC = "hostpulse_agent_dropped_samples_total"
-LAST_SEEN_METRIC = "hostpulse_host_last_seen_seconds"
-SERIES_METRIC = "hostpulse_series"
-REFUSED_METRIC = "hostpulse_series_refused_batches_total"
-_RESERVED = {
-    DROPPED_METRIC, DROPPED_METRIC.removesuffix("_total"), LAST_SEEN_METRIC,
-    SERIES_METRIC, REFUSED_METRIC, REFUSED_METRIC.removesuffix("_total"),
-}
-_NOT_METRIC_CHAR = re.compile(r"[^a-zA-Z0-9_]+")
-
-
-def _statements(script: str) -> list[str]:
-    """The schema's statements one by one (a trigger's body holds semicolons of its own)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
-
 
 class SeriesLimitError(BatchError):
     """A batch that would pass a cap on series: refused whole (422), nothing of it stored."""
 
     def __init__(self, message: str, seq: int, cap: str) -> None:
-        super().__init__(message, seq, "unprocessable_entity", 422)
-        self.cap = cap
+        super().__init__(message, seq, UNPROCESSABLE_ENTITY, 422)
+        self.cap = cap  # one of schema.CAPS
 
 
 @dataclass(frozen=True)
@@ -156,25 +80,6 @@ class HostInfo:
     last_seen: float
     latest: dict[str, float]
     dropped: int
-
-
-def metric_name(series: str) -> str:
-    """``disk_usage./.percent`` -> ``hostpulse_disk_usage_percent``: valid in Prometheus
-    (``[a-zA-Z_:][a-zA-Z0-9_:]*``; the prefix makes the first character a letter)."""
-    body = _NOT_METRIC_CHAR.sub("_", series).strip("_")
-    return METRIC_PREFIX + re.sub("_+", "_", body) if body else METRIC_PREFIX + "unnamed"
-
-
-def _label_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
 
 
 class SeriesStore:
@@ -200,19 +105,13 @@ class SeriesStore:
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer_fd = (
+        self._writer_fd: int | None = (
             os.open(self.path.with_name(self.path.name + ".series-lock"), os.O_RDWR | os.O_CREAT, 0o600)
             if fcntl is not None
             else None
         )
         with self._transaction() as db:
-            counted = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'series_latest_counted'"
-            ).fetchone()
-            for statement in _statements(SCHEMA):
-                db.execute(statement)
-            if not counted:  # a file from before the counts: count what is there
-                self._recount(db)
+            schema.apply(db)
 
     # -- connections ------------------------------------------------------------------
 
@@ -266,9 +165,7 @@ class SeriesStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    def store_batches(
-        self, batches: Sequence[Batch], now: float | None = None
-    ) -> list[int | Exception]:
+    def store_batches(self, batches: Sequence[Batch], now: float | None = None) -> list[int | Exception]:
         """Store the batches in one transaction; for each, the seq to acknowledge or its error.
 
         Call only with validated batches. A batch whose ``(host, run, seq)`` is already
@@ -305,8 +202,7 @@ class SeriesStore:
 
     def _store_one(self, db: sqlite3.Connection, batch: Batch, received: float) -> None:
         inserted = db.execute(
-            "INSERT OR IGNORE INTO series_batches (host, run, seq, received, samples)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO series_batches (host, run, seq, received, samples) VALUES (?, ?, ?, ?, ?)",
             (batch.host, batch.run, batch.seq, received, len(batch.samples)),
         ).rowcount
         db.execute(_UPSERT_RUN, (batch.host, batch.run, batch.dropped, batch.seq))
@@ -327,17 +223,13 @@ class SeriesStore:
         if capped:
             self._check_caps(db, batch, before)
         rows = [
-            (batch.host, name, sample.ts, value)
-            for sample in batch.samples
-            for name, value in sample.values.items()
+            (batch.host, name, sample.ts, value) for sample in batch.samples for name, value in sample.values.items()
         ]
-        db.executemany(
-            "INSERT INTO series_samples (host, name, ts, value) VALUES (?, ?, ?, ?)", rows
-        )
+        db.executemany("INSERT INTO series_samples (host, name, ts, value) VALUES (?, ?, ?, ?)", rows)
 
     @staticmethod
     def _series_of(db: sqlite3.Connection, host: str) -> int:
-        """Series the host has (``''``: all hosts), as the trigger counts them."""
+        """Series the host has (``schema.ALL_HOSTS``: all hosts), as the trigger counts them."""
         row = db.execute("SELECT n FROM series_counts WHERE host = ?", (host,)).fetchone()
         return int(row[0]) if row else 0
 
@@ -359,7 +251,7 @@ class SeriesStore:
             )
         cap = self.max_series
         if cap is not None:
-            total = self._series_of(db, "")
+            total = self._series_of(db, schema.ALL_HOSTS)
             if total > cap:
                 raise SeriesLimitError(
                     f"the service holds {total - new} series and this batch brings {new} new;"
@@ -367,14 +259,6 @@ class SeriesStore:
                     batch.seq,
                     "total",
                 )
-
-    @staticmethod
-    def _recount(db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM series_counts")
-        db.execute(
-            "INSERT INTO series_counts (host, n) SELECT host, count(*) FROM series_latest GROUP BY host"
-        )
-        db.execute("INSERT INTO series_counts (host, n) SELECT '', count(*) FROM series_latest")
 
     def prune(self, now: float | None = None) -> int:
         """Forget samples, batches and hosts older than the retention; return samples deleted."""
@@ -387,12 +271,10 @@ class SeriesStore:
             forgotten = db.execute("DELETE FROM series_latest WHERE ts < ?", (cutoff,)).rowcount
             gone = "SELECT host FROM series_hosts WHERE last_seen < ?"
             db.execute(f"DELETE FROM series_runs WHERE host IN ({gone})", (cutoff,))
-            forgotten += db.execute(
-                f"DELETE FROM series_latest WHERE host IN ({gone})", (cutoff,)
-            ).rowcount
+            forgotten += db.execute(f"DELETE FROM series_latest WHERE host IN ({gone})", (cutoff,)).rowcount
             db.execute("DELETE FROM series_hosts WHERE last_seen < ?", (cutoff,))
             if forgotten:  # series gone: room under the caps again
-                self._recount(db)
+                schema.recount(db)
         return deleted
 
     # -- reading ----------------------------------------------------------------------
@@ -401,20 +283,17 @@ class SeriesStore:
         """Every host with its last-seen time (the service's clock), latest values and drops."""
         db = self._connect()
         latest: dict[str, dict[str, float]] = defaultdict(dict)
-        for host, name, value in db.execute(
-            "SELECT host, name, value FROM series_latest ORDER BY host, name"
-        ):
+        for host, name, value in db.execute("SELECT host, name, value FROM series_latest ORDER BY host, name"):
             latest[host][name] = value
         # total(), a float, where sum() would overflow: each run may report up to 2**63-1.
         dropped = dict(db.execute("SELECT host, total(dropped) FROM series_runs GROUP BY host"))
         return [
             HostInfo(host, last_seen, latest.get(host, {}), int(dropped.get(host, 0)))
-            for host, last_seen in db.execute(
-                "SELECT host, last_seen FROM series_hosts ORDER BY host"
-            )
+            for host, last_seen in db.execute("SELECT host, last_seen FROM series_hosts ORDER BY host")
         ]
 
     def has_host(self, host: str) -> bool:
+        """Whether any batch of the host is kept (a query for another host is a 404)."""
         db = self._connect()
         return db.execute("SELECT 1 FROM series_hosts WHERE host = ?", (host,)).fetchone() is not None
 
@@ -456,6 +335,15 @@ class SeriesStore:
             )
         return [(float(ts), float(value)) for ts, value in rows]
 
+    def series_total(self) -> int:
+        """Series of all hosts together, as the caps count them."""
+        return self._series_of(self._connect(), schema.ALL_HOSTS)
+
+    def refused(self) -> dict[str, int]:
+        """Batches refused so far by each cap (``schema.CAPS``; a cap never hit is 0)."""
+        counted = dict(self._connect().execute("SELECT cap, batches FROM series_refused"))
+        return {cap: int(counted.get(cap, 0)) for cap in schema.CAPS}
+
     def batch_keys(self, host: str | None = None) -> list[tuple[str, str, int]]:
         """Stored ``(host, run, seq)`` keys (fault tests count them against what agents sent)."""
         db = self._connect()
@@ -469,158 +357,15 @@ class SeriesStore:
         return [(h, r, int(s)) for h, r, s in rows]
 
     def sample_count(self, host: str | None = None) -> int:
+        """Samples kept, of one host or of all (tests check exactly-once with it)."""
         db = self._connect()
         if host is None:
             return int(db.execute("SELECT count(*) FROM series_samples").fetchone()[0])
-        return int(
-            db.execute("SELECT count(*) FROM series_samples WHERE host = ?", (host,)).fetchone()[0]
-        )
+        return int(db.execute("SELECT count(*) FROM series_samples WHERE host = ?", (host,)).fetchone()[0])
 
     def prometheus_text(self) -> str:
-        """Latest values in the Prometheus text exposition format (version 0.0.4).
-
-        One gauge family per sanitised series name, the host as a label. When two series
-        names sanitise to the same metric name (``a.b`` and ``a_b``), every sample of that
-        family also carries ``series="<original name>"`` so no two lines collide.
-        Also: each host's last-seen time, and the samples its agents dropped (a counter).
-        """
-        db = self._connect()
-        families: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
-        for host, name, value in db.execute(
-            "SELECT host, name, value FROM series_latest ORDER BY name, host"
-        ):
-            metric = metric_name(name)
-            if metric not in _RESERVED:
-                families[metric].append((host, name, value))
-        lines: list[str] = []
-        for metric in sorted(families):
-            members = families[metric]
-            ambiguous = len({name for _, name, _ in members}) > 1
-            lines.append(f"# HELP {metric} Latest value of a psutil series reported by agents.")
-            lines.append(f"# TYPE {metric} gauge")
-            for host, name, value in sorted(members):
-                labels = f'host="{_label_value(host)}"'
-                if ambiguous:
-                    labels += f',series="{_label_value(name)}"'
-                lines.append(f"{metric}{{{labels}}} {_number(value)}")
-        hosts = db.execute("SELECT host, last_seen FROM series_hosts ORDER BY host").fetchall()
-        if hosts:
-            lines.append(f"# HELP {LAST_SEEN_METRIC} When the service last stored a batch from the host.")
-            lines.append(f"# TYPE {LAST_SEEN_METRIC} gauge")
-            for host, last_seen in hosts:
-                lines.append(f'{LAST_SEEN_METRIC}{{host="{_label_value(host)}"}} {_number(last_seen)}')
-        dropped = db.execute(
-            "SELECT host, total(dropped) FROM series_runs GROUP BY host ORDER BY host"
-        ).fetchall()
-        if dropped:
-            lines.append(f"# HELP {DROPPED_METRIC} Samples agents dropped from a full spool.")
-            lines.append(f"# TYPE {DROPPED_METRIC} counter")
-            for host, count in dropped:
-                lines.append(f'{DROPPED_METRIC}{{host="{_label_value(host)}"}} {_number(count)}')
-        refused = dict(db.execute("SELECT cap, batches FROM series_refused"))
-        if lines or refused:
-            total = db.execute("SELECT n FROM series_counts WHERE host = ''").fetchone()
-            lines.append(f"# HELP {SERIES_METRIC} Series (host and name) the store holds.")
-            lines.append(f"# TYPE {SERIES_METRIC} gauge")
-            lines.append(f"{SERIES_METRIC} {_number(total[0] if total else 0)}")
-            lines.append(
-                f"# HELP {REFUSED_METRIC} Batches refused because their new series would pass"
-                " a cap ([store] max_series_per_host, max_series)."
-            )
-            lines.append(f"# TYPE {REFUSED_METRIC} counter")
-            for cap in CAPS:
-                lines.append(f'{REFUSED_METRIC}{{limit="{cap}"}} {_number(refused.get(cap, 0))}')
-        return "\n".join(lines) + "\n" if lines else ""
+        """``/metrics``: :func:`hostpulse.series.exposition.prometheus_text` of this store."""
+        return exposition.prometheus_text(self)
 
 
-class GroupCommitter:
-    """Gathers batches submitted from one event loop and commits them together.
-
-    ``await submit(batch)`` returns the seq to acknowledge only after the transaction
-    holding the batch has committed. Submissions are collected for up to ``max_delay``
-    seconds or ``max_batches`` batches, then one worker-thread call of
-    :meth:`SeriesStore.store_batches` writes them all; while it runs, new submissions
-    queue up for the next commit. One commit at a time: SQLite has one writer anyway.
-    """
-
-    def __init__(self, store: SeriesStore, max_batches: int = 512, max_delay: float = 0.002) -> None:
-        self.store = store
-        self.max_batches = max_batches
-        self.max_delay = max_delay
-        self._queue: list[tuple[Batch, asyncio.Future[int]]] = []
-        self._wake: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-        self.commits = 0  # transactions run (for tests and stats)
-
-    def _start(self) -> None:
-        self._wake = asyncio.Event()
-        self._full = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="series-group-commit")
-
-    async def submit(self, batch: Batch) -> int:
-        """Queue the batch; return its seq once it is committed. Raises the batch's own error
-        when it failed alone (:class:`SeriesLimitError`, ...), or the transaction's."""
-        if self._closed:
-            raise RuntimeError("the group committer is closed")
-        if self._task is None:
-            self._start()
-        assert self._wake is not None and self._full is not None
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((batch, future))
-        self._wake.set()
-        if len(self._queue) >= self.max_batches:
-            self._full.set()
-        # Shielded: a caller that goes away (closed socket) does not cancel the others' commit.
-        return await asyncio.shield(future)
-
-    async def _run(self) -> None:
-        assert self._wake is not None and self._full is not None
-        while True:
-            if not self._queue:
-                if self._closed:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self.max_delay > 0 and len(self._queue) < self.max_batches and not self._closed:
-                try:
-                    await asyncio.wait_for(self._full.wait(), self.max_delay)
-                except TimeoutError:
-                    pass
-            taken, self._queue = self._queue[: self.max_batches], self._queue[self.max_batches :]
-            if len(self._queue) < self.max_batches:
-                self._full.clear()
-            await self._commit(taken)
-
-    async def _commit(self, taken: list[tuple[Batch, asyncio.Future[int]]]) -> None:
-        try:
-            results = await asyncio.to_thread(self.store.store_batches, [b for b, _ in taken])
-        except Exception as exc:  # the transaction failed: every caller of this commit hears it
-            for _, future in taken:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        finally:
-            self.commits += 1
-        for (_, future), result in zip(taken, results):
-            if future.done():
-                continue
-            if isinstance(result, Exception):  # this batch alone failed; the others committed
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def close(self) -> None:
-        """Commit what is queued, then stop (callers waiting on a commit get their answer)."""
-        self._closed = True
-        if self._task is None:
-            return
-        assert self._wake is not None
-        self._wake.set()
-        await self._task
-        self._task = None
-
-
-__all__ = ["GroupCommitter", "HostInfo", "SeriesLimitError", "SeriesStore", "metric_name"]
+__all__ = ["MIN_STEP", "HostInfo", "SeriesLimitError", "SeriesStore"]

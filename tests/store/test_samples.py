@@ -19,6 +19,7 @@ from hostpulse.samples import (
     valid_host,
     valid_name,
     validate_batch,
+    wire_bytes,
 )
 
 
@@ -97,6 +98,14 @@ def test_good_batch_is_typed_and_round_trips() -> None:
     assert batch.samples[0].values == {"cpu_percent": 12.5, "virtual_memory.percent": 61.0}
     assert all(isinstance(v, float) for v in batch.samples[0].values.values())
     assert validate_batch(json.loads(json.dumps(batch.as_json()))) == batch
+
+
+def test_wire_bytes_are_compact_json_and_refuse_nan() -> None:
+    body = wire_bytes("web-1", "r", 3, 2, [(5.0, {"n": 1.5})])
+    assert body == b'{"host":"web-1","run":"r","seq":3,"dropped":2,"samples":[{"ts":5.0,"values":{"n":1.5}}]}'
+    assert validate_batch(json.loads(body)).as_json() == json.loads(body)
+    with pytest.raises(ValueError):
+        wire_bytes("web-1", "r", 3, 0, [(5.0, {"n": math.nan})])
 
 
 def test_dropped_is_optional_and_host_is_lower_cased() -> None:
@@ -229,9 +238,7 @@ def test_bad_sample(sample: object, words: str) -> None:
     assert words in err.message and err.seq == 41
 
 
-@pytest.mark.parametrize(
-    "value", [math.nan, math.inf, -math.inf, True, False, None, "1", [1], {"a": 1}, 10**400]
-)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, True, False, None, "1", [1], {"a": 1}, 10**400])
 def test_bad_values(value: object) -> None:
     obj = good()
     obj["samples"][0]["values"]["cpu_percent"] = value
@@ -246,9 +253,7 @@ def test_nan_and_infinity_as_parsed_from_json_text() -> None:
         assert "finite" in refused(json.loads(text)).message
 
 
-@pytest.mark.parametrize(
-    "name", ["", "x" * 201, "cpu\tpercent", "cpu\x7f", "cpü", "new\nline", "\x00"]
-)
+@pytest.mark.parametrize("name", ["", "x" * 201, "cpu\tpercent", "cpu\x7f", "cpü", "new\nline", "\x00"])
 def test_bad_names(name: str) -> None:
     obj = good()
     obj["samples"][0]["values"] = {name: 1.0}

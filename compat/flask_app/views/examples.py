@@ -1,10 +1,10 @@
-"""Seed 003's auto-JSON responses and the current user."""
+"""Seed 003's auto-JSON responses (its examples of returning a list or a dict) and the current user."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify
 
-bp = Blueprint("samples", __name__)
+bp = Blueprint("examples", __name__)
 
 
 @bp.get("/json/list")

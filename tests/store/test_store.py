@@ -1,38 +1,18 @@
-"""The series store on real SQLite files: exactly-once, group commit, queries, retention,
-Prometheus text, and the async group committer."""
+"""The series store on real SQLite files: exactly-once, a failing batch alone, queries,
+retention."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from hostpulse.samples import Batch, Sample, validate_batch
-from hostpulse.series import GroupCommitter, SeriesStore, metric_name
-
-
-def batch(seq: int, host: str = "web-1", run: str = "run1", ts: float = 1000.0,
-          values: dict[str, float] | None = None, dropped: int = 0, n: int = 1) -> Batch:
-    samples = tuple(Sample(ts + i, dict(values or {"cpu_percent": float(seq)})) for i in range(n))
-    return Batch(host, run, seq, samples, dropped)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SeriesStore:
-    s = SeriesStore(tmp_path / "hostpulse.sqlite3", retention=3600.0)
-    yield s
-    s.close()
-
-
-def rows(path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(path) as db:
-        return db.execute(sql).fetchall()
-
+from hostpulse.series import SeriesStore
+from tests.store.support import batch, rows
 
 # --- storage -----------------------------------------------------------------------------
 
@@ -196,143 +176,6 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     again = SeriesStore(tmp_path / "s.db", retention=3600)
     assert again.store_batches([batch(2)]) == [2]
     assert again.sample_count() == 2
-
-
-# --- Prometheus text ---------------------------------------------------------------------
-
-
-def test_metric_names_are_sanitised() -> None:
-    assert metric_name("disk_usage./.percent") == "hostpulse_disk_usage_percent"
-    assert metric_name("cpu_percent.0") == "hostpulse_cpu_percent_0"
-    assert metric_name("a-b:c d") == "hostpulse_a_b_c_d"
-    assert metric_name("...") == "hostpulse_unnamed"
-
-
-def test_prometheus_text_parses_with_prometheus_client(store: SeriesStore) -> None:
-    values = {
-        "cpu_percent": 12.5,
-        "cpu_percent.0": 3.0,
-        "disk_usage./.percent": 40.0,
-        "disk_usage./boot.percent": 20.0,
-        "a.b": 1.0,
-        "a_b": 2.0,
-        'odd "name" \\ here': 1e-05,
-    }
-    store.store_batches([batch(1, values=values, dropped=6)], now=1234.5)
-    store.store_batches([batch(1, host="db-1", values={"cpu_percent": 1.0})], now=1000.0)
-    text = store.prometheus_text()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
-
-    assert families["hostpulse_cpu_percent"].type == "gauge"
-    assert samples[("hostpulse_cpu_percent", (("host", "web-1"),))] == 12.5
-    assert samples[("hostpulse_cpu_percent", (("host", "db-1"),))] == 1.0
-    assert samples[("hostpulse_cpu_percent_0", (("host", "web-1"),))] == 3.0
-    assert samples[("hostpulse_disk_usage_boot_percent", (("host", "web-1"),))] == 20.0
-    # Two names sanitising alike are told apart by a label with the original name.
-    assert samples[("hostpulse_a_b", (("host", "web-1"), ("series", "a.b")))] == 1.0
-    assert samples[("hostpulse_a_b", (("host", "web-1"), ("series", "a_b")))] == 2.0
-    assert samples[("hostpulse_odd_name_here", (("host", "web-1"),))] == 1e-05
-    assert samples[("hostpulse_host_last_seen_seconds", (("host", "web-1"),))] == 1234.5
-    assert families["hostpulse_agent_dropped_samples"].type == "counter"
-    assert samples[("hostpulse_agent_dropped_samples_total", (("host", "web-1"),))] == 6
-    assert samples[("hostpulse_agent_dropped_samples_total", (("host", "db-1"),))] == 0
-    # Each family once, its samples together: a valid exposition.
-    type_lines = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
-    assert len(type_lines) == len(set(type_lines)) == len(families)
-
-
-def test_label_values_are_escaped(store: SeriesStore) -> None:
-    store.store_batches([batch(1, values={'a"b': 1.0, "a\\b": 2.0, "a b": 3.0})])
-    text = store.prometheus_text()
-    assert 'series="a\\"b"' in text and 'series="a\\\\b"' in text
-    got = {s.labels["series"]: s.value for f in text_string_to_metric_families(text)
-           for s in f.samples if "series" in s.labels}
-    assert got == {'a"b': 1.0, "a\\b": 2.0, "a b": 3.0}
-
-
-def test_empty_store_renders_empty_text(store: SeriesStore) -> None:
-    assert store.prometheus_text() == ""
-
-
-# --- GroupCommitter ----------------------------------------------------------------------
-
-
-async def test_group_committer_commits_many_submissions_together(store: SeriesStore) -> None:
-    committer = GroupCommitter(store, max_batches=1000, max_delay=0.05)
-    acks = await asyncio.gather(*(committer.submit(batch(s)) for s in range(100)))
-    assert acks == list(range(100))
-    assert committer.commits < 100  # grouped: fewer transactions than batches
-    assert len(store.batch_keys()) == 100
-    await committer.close()
-
-
-async def test_group_committer_respects_max_batches(store: SeriesStore) -> None:
-    committer = GroupCommitter(store, max_batches=10, max_delay=0.2)
-    acks = await asyncio.gather(*(committer.submit(batch(s)) for s in range(35)))
-    assert acks == list(range(35))
-    assert committer.commits >= 4  # never more than 10 per transaction
-    await committer.close()
-
-
-async def test_ack_only_after_the_commit_is_visible(store: SeriesStore) -> None:
-    committer = GroupCommitter(store)
-    ack = await committer.submit(batch(5))
-    # Another connection (another process would see the same) finds the batch already.
-    assert ack == 5
-    assert rows(store.path, "SELECT seq FROM series_batches") == [(5,)]
-    assert await committer.submit(batch(5)) == 5
-    assert store.sample_count() == 1
-    await committer.close()
-
-
-async def test_a_failed_batch_reaches_only_its_caller(store: SeriesStore) -> None:
-    committer = GroupCommitter(store, max_delay=0.05)
-    bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
-    results = await asyncio.gather(committer.submit(batch(1)), committer.submit(bad), return_exceptions=True)
-    assert results[0] == 1 and isinstance(results[1], sqlite3.IntegrityError)
-    assert await committer.submit(batch(3)) == 3
-    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 3)]
-    await committer.close()
-
-
-async def test_failed_commit_reaches_every_caller_and_committer_recovers(
-    store: SeriesStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    committer = GroupCommitter(store, max_delay=0.05)
-
-    def full(*args: object, **kwargs: object) -> list[int]:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(store, "store_batches", full)
-    results = await asyncio.gather(committer.submit(batch(1)), committer.submit(batch(2)), return_exceptions=True)
-    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
-    monkeypatch.undo()
-    assert await committer.submit(batch(3)) == 3
-    assert store.batch_keys() == [("web-1", "run1", 3)]
-    await committer.close()
-
-
-async def test_close_commits_what_is_queued(store: SeriesStore) -> None:
-    committer = GroupCommitter(store, max_delay=0.2)
-    pending = [asyncio.ensure_future(committer.submit(batch(s))) for s in range(5)]
-    await asyncio.sleep(0)
-    await committer.close()
-    assert await asyncio.gather(*pending) == list(range(5))
-    assert len(store.batch_keys()) == 5
-    with pytest.raises(RuntimeError):
-        await committer.submit(batch(9))
-
-
-async def test_a_cancelled_caller_does_not_cancel_the_commit(store: SeriesStore) -> None:
-    committer = GroupCommitter(store, max_delay=0.05)
-    waiting = asyncio.ensure_future(committer.submit(batch(1)))
-    other = asyncio.ensure_future(committer.submit(batch(2)))
-    await asyncio.sleep(0)
-    waiting.cancel()
-    assert await other == 2
-    await committer.close()
-    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 2)]
 
 
 def test_validated_batches_store_unchanged(store: SeriesStore) -> None:
