@@ -19,7 +19,7 @@ TOO_MANY_REQUESTS = "too_many_requests"
 INTERNAL_SERVER_ERROR = "internal_server_error"
 SERVICE_UNAVAILABLE = "service_unavailable"
 
-# Where Python's phrase is not the code SPEC names (413 is "Request Entity Too Large" in 3.11).
+# Where Python's phrase is not the code the service answers (413 is "Request Entity Too Large" in 3.11).
 CODES = {413: PAYLOAD_TOO_LARGE, 500: INTERNAL_SERVER_ERROR}
 
 

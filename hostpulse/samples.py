@@ -5,7 +5,7 @@ Used by both sides of the wire. The agent flattens what psutil returns into
 it touches the store, so the store only ever sees finite numbers under sane names.
 Standard library only: a monitored host installs nothing of the server.
 
-A batch (SPEC, "Agent batches"), as :func:`wire_form` builds it for the agent's spool::
+A batch (the README's "The agent on another host"), as :func:`wire_form` builds it for the agent's spool::
 
     {"host": "web-1", "run": "<spool id>", "seq": 41, "dropped": 0,
      "samples": [{"ts": 1764000000.0, "values": {"cpu_percent": 12.5}}]}
