@@ -37,6 +37,20 @@ def http(
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
+def hypercorn_argv(port: int, workers: int = 1, factory: str = "app:create_app()") -> list[str]:
+    """The port as it is deployed: Hypercorn with the repository's ``hypercorn.toml``, on loopback."""
+    return [
+        str(BIN / "hypercorn"),
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        factory,
+    ]
+
+
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hostpulse.testing import write_test_config
-from tests.support import BIN, ROOT, free_port, http, serve
+from tests.support import free_port, http, hypercorn_argv, serve
 
 ADMIN = "admin-token-for-two-workers"
 SCRIPT = "import time\nfor i in range(40):\n    print('line', i, flush=True)\n    time.sleep(0.1)\n"
@@ -20,16 +20,7 @@ def test_exec_on_one_worker_is_polled_through_the_other(tmp_path: Path) -> None:
     (tmp_path / "scripts" / "lines.py").write_text(SCRIPT)
     port = free_port()
     log = tmp_path / "hypercorn.log"
-    argv = [
-        str(BIN / "hypercorn"),
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "app:create_app()",
-    ]
+    argv = hypercorn_argv(port, 2)
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {ADMIN}"}
     with serve(argv, port, env={"HOSTPULSE_INSTANCE": str(tmp_path)}, log=log):

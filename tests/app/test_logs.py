@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hostpulse.testing import write_test_config
-from tests.support import BIN, ROOT, free_port, http, serve
+from tests.support import free_port, http, hypercorn_argv, serve
 
 ADMIN = "admin-token-for-logs"
 AGENT = "agent-token-for-logs"
@@ -20,16 +20,7 @@ def test_service_messages_and_access_lines_reach_the_logs(tmp_path: Path) -> Non
     (tmp_path / "scripts" / "sleepy.py").write_text("import time\ntime.sleep(60)\n")
     port = free_port()
     log = tmp_path / "hypercorn.log"
-    argv = [
-        str(BIN / "hypercorn"),
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "app:create_app()",
-    ]
+    argv = hypercorn_argv(port)
     base = f"http://127.0.0.1:{port}"
     with serve(argv, port, env={"HOSTPULSE_INSTANCE": str(tmp_path)}, log=log):
         # A sample older than the retention (1 s) is refused (SPEC): this one is 2 s ahead,

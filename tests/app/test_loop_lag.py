@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from hostpulse.testing import write_test_config
-from tests.support import BIN, ROOT, free_port, serve
+from tests.support import ROOT, free_port, hypercorn_argv, serve
 
 TOKENS = {"admin": "loop-lag-admin-token", "agent": "loop-lag-agent-token"}
 LAG_BOUND = 0.050
@@ -46,16 +46,7 @@ def test_loop_lag_stays_under_50_ms_during_upload_and_json_decode(tmp_path: Path
         for _ in range(UPLOAD_MB):
             f.write(block)
     port = free_port()
-    argv = [
-        str(BIN / "hypercorn"),
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "app:create_app()",
-    ]
+    argv = hypercorn_argv(port)
     base = f"http://127.0.0.1:{port}"
     probe_file = tmp_path / "loop-probe"
     env = {"HOSTPULSE_INSTANCE": str(instance), "HOSTPULSE_LOOP_PROBE": str(probe_file)}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from hostpulse.testing import write_test_config
-from tests.support import BIN, ROOT, free_port, serve
+from tests.support import free_port, hypercorn_argv, serve
 
 ADMIN = "admin-token-for-log-forging"
 VIEWER = "viewer-token-for-log-forging"
@@ -45,16 +45,7 @@ def access_log(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     write_test_config(instance, {"admin": ADMIN, "viewer": VIEWER})
     port = free_port()
     log = instance / "hypercorn.log"
-    argv = [
-        str(BIN / "hypercorn"),
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "app:create_app()",
-    ]
+    argv = hypercorn_argv(port)
     targets = [
         b"/nothing%0A" + FORGED.replace(b" ", b"%20"),
         b"/nothing%0D%0A" + FORGED.replace(b" ", b"%20"),
