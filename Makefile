@@ -15,6 +15,10 @@ $(VENV)/.server: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[server]'
 	touch $@
 
+$(VENV)/.bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[server,bench]'
+	touch $@ $(VENV)/.server
+
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[server,compat,port,dev]'
 	touch $@ $(VENV)/.server
@@ -48,8 +52,9 @@ test: $(VENV)/.dev lint
 compat: $(VENV)/.dev
 	$(PY) -m compat --mode all --fuzz 2000 --mutants --report compat-report.json --report compat-report.html
 
-## Benchmarks: the Flask version against the port, ratio tables and bench/results/*.json (QUICK=1: ~2 min).
-bench: $(VENV)/.server
+## Benchmarks: the Flask version (gunicorn sync and gevent workers) against the port and a bare Quart
+## app, ratio tables and bench/results/*.json (QUICK=1: ~3 min).
+bench: $(VENV)/.bench
 	command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || echo "wrk not installed: the aiohttp load generator is used"
 	$(PY) -m bench $(if $(QUICK),--quick)
 

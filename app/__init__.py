@@ -15,7 +15,7 @@ from hostpulse.settings import Settings, for_app
 from . import access_log, interceptors, logs, loop_probe, protocol
 from .requests import BoundedHTTPConnection, BoundedRequest
 from .resources import open_resources
-from .views import api, data, demo, examples, health, metrics, pages
+from .views import api, dashboard, data, demo, examples, health, metrics, pages
 
 
 def create_app(instance_path: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> Quart:
@@ -34,6 +34,6 @@ def create_app(instance_path: str | os.PathLike[str] | None = None, *, settings:
     protocol.install(app)  # framing, body timeout, connections per token (after authentication)
     loop_probe.install(app)  # only with HOSTPULSE_LOOP_PROBE set (tests/app/test_loop_lag.py)
     access_log.install(app)
-    for blueprint in (pages.bp, examples.bp, data.bp, demo.bp, api.bp, health.bp, metrics.bp):
+    for blueprint in (pages.bp, examples.bp, data.bp, demo.bp, api.bp, health.bp, metrics.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     return app

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.servers import ALL, REFERENCE, ROOT, TOKENS, Server, port_workers, running
+from bench.servers import ALL, BARE, REFERENCE, ROOT, TOKENS, Server, port_workers, running
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MiB = 1024 * 1024
@@ -89,10 +89,14 @@ def rate(server: Server, path: str, connections: int, duration: float, headers: 
 
 
 class Bench:
-    def __init__(self, servers: list[Server], quick: bool, workdir: Path) -> None:
+    def __init__(self, servers: list[Server], quick: bool, workdir: Path, slow_clients: int | None = None) -> None:
         self.servers = servers
+        # the whole service: every workload but /json/dict (the bare Quart app has no other route)
+        self.full = [s for s in servers if s.name not in BARE]
         self.quick = quick
         self.workdir = workdir
+        self.slow_clients = slow_clients or (20 if quick else 100)
+        self.stored: dict[str, str] = {}
         self.samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.extra: dict[str, Any] = {}
 
@@ -101,7 +105,7 @@ class Bench:
 
     def sequential(self, workload: str, count: int, **job: Any) -> None:
         """One load process; requests alternate between the servers; one sample per round and server."""
-        bases = {s.base: s.name for s in self.servers}
+        bases = {s.base: s.name for s in self.full}
         out = load({"kind": "sequential", "bases": list(bases), "count": count, **job})
         for key in ("pack", "payload_bytes"):
             if key in out:
@@ -139,7 +143,7 @@ class Bench:
         )
 
     def exec_poll(self) -> None:
-        bases = {s.base: s.name for s in self.servers}
+        bases = {s.base: s.name for s in self.full}
         out = load(
             {"kind": "exec_poll", "bases": list(bases), "count": 2 if self.quick else 5, "headers": auth("admin")}
         )
@@ -164,9 +168,46 @@ class Bench:
                 ),
             )
 
-    def _rotated(self) -> list[Server]:
-        n = sum(len(v) for v in self.samples.values()) % len(self.servers)
-        return self.servers[n:] + self.servers[:n]
+    def slow_download(self) -> None:
+        """Slow clients downloading a 5 MiB file at 100 KiB/s while fast probes (``GET /json/dict``,
+        new connections, 5 a second, 5 s timeout, counted as 5 s in p50/p99) measure the server's
+        latency: one server at a time, 15 s each (20 s full), in the first round only. The bare
+        Quart app has no /files/: not run on it."""
+        path = self.workdir / "slow-5MiB.bin"
+        if not path.exists():
+            path.write_bytes(os.urandom(5 * MiB))
+        from bench.load import one_request
+
+        for server in self._rotated(self.full):
+            if server.name not in self.stored:
+                up = one_request(server.base, "POST", "/demo", auth("admin"), upload=path)
+                if up["status"] != 200:
+                    raise RuntimeError(f"{server.name}: upload for slow-download answered {up['status']}")
+                self.stored[server.name] = _stored_name(server, path)
+            self.record(
+                "slow-download",
+                server.name,
+                load(
+                    {
+                        "kind": "slow_download",
+                        "url": f"{server.base}/files/{self.stored[server.name]}",
+                        "headers": auth("viewer"),
+                        "clients": self.slow_clients,
+                        "rate": 100 * 1024,
+                        "duration": 15 if self.quick else 20,
+                        "ramp": 2.0,
+                        "probe_path": "/json/dict",
+                        "probes_per_s": 5,
+                        "probe_timeout": 5.0,
+                    }
+                ),
+            )
+            time.sleep(1)  # let the cut-off downloads end before the next server
+
+    def _rotated(self, servers: list[Server] | None = None) -> list[Server]:
+        servers = self.servers if servers is None else servers
+        n = sum(len(v) for v in self.samples.values()) % len(servers)
+        return servers[n:] + servers[:n]
 
 
 def _round_of(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -283,6 +324,14 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "demo-upload-1MiB": [("total", "end to end", "s")],
     "demo-upload-100MiB": [("total", "end to end", "s")],
     "exec-poll": [("total", "exec to finished", "s"), ("exec", "exec answer", "s"), ("polls", "polls", "n")],
+    "slow-download": [
+        ("p99", "probe p99", "s"),
+        ("p50", "probe p50", "s"),
+        ("errors", "probe errors", "i"),
+        ("probes", "probes", "i"),
+        ("slow_errors", "slow errors", "i"),
+        ("slow_kib_s", "KiB/s per slow client", "n"),
+    ],
     "slow-1000": [
         ("rps", "req/s", "n"),
         ("p50", "p50", "s"),
@@ -346,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated workloads: " + ",".join(COLUMNS) + ",memory")
     parser.add_argument("--servers", default=",".join(ALL), help="comma-separated servers (default: all)")
     parser.add_argument("--memory-mib", type=int, help="size of the memory run's file (default 1024 full, 0 quick)")
+    parser.add_argument("--slow-clients", type=int, help="slow-download's clients at 100 KiB/s (default 100, 20 quick)")
     parser.add_argument("--label", default="", help="a tag kept in the results file name")
     args = parser.parse_args(argv)
     names = args.servers.split(",")
@@ -360,19 +410,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hostpulse-bench-") as tmp:
         workdir = Path(tmp)
         with running(names, workdir) as servers:
-            bench = Bench(servers, args.quick, workdir)
+            bench = Bench(servers, args.quick, workdir, args.slow_clients)
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("seed001-post-data", bench.seed001),
                 ("get-data", bench.get_data),
                 ("json-dict-50", bench.json_dict),
                 ("demo-upload-1MiB", lambda: bench.upload(1, 2 if args.quick else 5)),
                 ("exec-poll", bench.exec_poll),
-                ("slow-1000", bench.slow),
+                ("slow-download", bench.slow_download),
             ]
+            if only and "slow-1000" in only:  # 1,000 slow keep-alive clients: 1.00x everywhere, off by default
+                steps.append(("slow-1000", bench.slow))
             if not args.quick:
                 steps.insert(4, ("demo-upload-100MiB", lambda: bench.upload(100, 1)))
             for r in range(rounds):
                 for name, step in steps:
+                    if name == "slow-download" and r > 0:
+                        continue  # 15-20 s a server, ~50-65 probes: once a run
                     if wanted(name):
                         print(f"round {r + 1}/{rounds}: {name}", file=sys.stderr, flush=True)
                         try:

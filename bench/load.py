@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import resource
+import socket
 import statistics
 import sys
 import time
@@ -230,6 +231,104 @@ async def slow_clients(job: dict[str, Any]) -> dict[str, Any]:
     return {"rps": counts["ok"] / elapsed, "clients_served": len(served), **counts, **summary(latencies)}
 
 
+async def _probe(host: str, port: int, path: str, within: float) -> tuple[float, bool]:
+    """One ``GET`` on a new connection, read to the close: its latency (``within`` when it timed
+    out) and whether it answered 200."""
+    started = time.perf_counter()
+    writer = None
+    try:
+        async with asyncio.timeout(within):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            answer = await reader.read()
+        ok = answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
+        return time.perf_counter() - started, ok
+    except TimeoutError:
+        return within, False
+    except OSError:
+        return time.perf_counter() - started, False
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def slow_download(job: dict[str, Any]) -> dict[str, Any]:
+    """``clients`` slow clients download ``path`` at ``rate`` bytes/s each (a small receive buffer,
+    so the server's writes wait on them, as over a slow link), cut off at ``duration``; meanwhile
+    ``probes_per_s`` fast probes (``probe_path`` on new connections, ``probe_timeout`` each)
+    measure the server's latency. Returns the probes' p50/p99 and errors, and the bytes received."""
+    url = urlsplit(job["url"])
+    host, port = url.hostname or "127.0.0.1", int(url.port or 80)
+    n, duration, byte_rate, ramp = job["clients"], job["duration"], job["rate"], job["ramp"]
+    headers = "".join(f"{k}: {v}\r\n" for k, v in job["headers"].items())
+    request = f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n{headers}Connection: close\r\n\r\n".encode()
+    began = time.perf_counter()
+    deadline = began + duration
+    counts = {"slow_ok": 0, "slow_errors": 0, "slow_completed": 0, "slow_bytes": 0}
+    loop = asyncio.get_running_loop()
+
+    async def client(index: int) -> None:
+        await asyncio.sleep(index * ramp / n)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, job.get("rcvbuf", 65536))
+        sock.setblocking(False)
+        writer = None
+        received = 0
+        try:
+            async with asyncio.timeout(max(0.1, deadline - time.perf_counter())):
+                await loop.sock_connect(sock, (host, port))
+                reader, writer = await asyncio.open_connection(sock=sock, limit=job.get("chunk", 10240))
+                writer.write(request)
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise OSError(head.split(b"\r\n")[0].decode("latin-1"))
+                counts["slow_ok"] += 1
+                started = time.perf_counter()
+                while chunk := await reader.read(job.get("chunk", 10240)):
+                    received += len(chunk)
+                    counts["slow_bytes"] += len(chunk)
+                    await asyncio.sleep(max(0.0, started + received / byte_rate - time.perf_counter()))
+                counts["slow_completed"] += 1
+        except TimeoutError:
+            pass  # cut off at the deadline: the expected end of a slow client
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            counts["slow_errors"] += 1
+        finally:
+            if writer is not None:
+                writer.close()
+            else:
+                sock.close()
+
+    latencies: list[float] = []
+    probe_errors = 0
+
+    async def probe() -> None:
+        nonlocal probe_errors
+        latency, ok = await _probe(host, port, job["probe_path"], job["probe_timeout"])
+        latencies.append(latency)  # a timed-out probe counts as the timeout in p50/p99
+        probe_errors += not ok
+
+    async def probes() -> None:
+        await asyncio.sleep(ramp)
+        tasks = []
+        # the last probe still has its whole timeout before the slow clients are cut off
+        while time.perf_counter() < deadline - job["probe_timeout"]:
+            tasks.append(asyncio.create_task(probe()))
+            await asyncio.sleep(1 / job["probes_per_s"])
+        await asyncio.gather(*tasks)
+
+    await asyncio.gather(probes(), *(client(i) for i in range(n)))
+    return {
+        **summary(latencies),
+        "probes": len(latencies),
+        "errors": probe_errors,
+        **counts,
+        "slow_kib_s": counts["slow_bytes"] / 1024 / (time.perf_counter() - began) / max(1, n),
+    }
+
+
 def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -241,6 +340,8 @@ def main() -> None:
         out = asyncio.run(rate(job))
     elif kind == "slow":
         out = asyncio.run(slow_clients(job))
+    elif kind == "slow_download":
+        out = asyncio.run(slow_download(job))
     else:
         raise SystemExit(f"unknown job kind {kind}")
     json.dump(out, sys.stdout)

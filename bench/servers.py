@@ -49,13 +49,13 @@ class Server:
 
     def argv(self, workers: int) -> list[str]:
         bind = f"127.0.0.1:{self.port}"
-        if self.name == "flask-gunicorn":
+        if self.name in ("flask-gunicorn", "flask-gevent"):
             return [
                 str(BIN / "gunicorn"),
                 "--workers",
                 str(workers),
                 "--worker-class",
-                "sync",
+                "gevent" if self.name == "flask-gevent" else "sync",
                 "--bind",
                 bind,
                 "--timeout",
@@ -75,6 +75,17 @@ class Server:
                 "--no-reload",
                 "--no-debugger",
             ]
+        if self.name == "quart-bare":
+            return [
+                str(BIN / "hypercorn"),
+                "--config",
+                str(ROOT / "hypercorn.toml"),
+                "--bind",
+                bind,
+                "--workers",
+                str(workers),
+                "bench.bare_quart:app",
+            ]
         worker_class = self.name.removeprefix("port-")
         return [
             str(BIN / "hypercorn"),
@@ -92,10 +103,14 @@ class Server:
 
 ALL = {
     "flask-gunicorn": "Flask on gunicorn (sync)",
+    "flask-gevent": "Flask on gunicorn (gevent)",
     "flask-dev": "Flask dev server",
     "port-asyncio": "port, Hypercorn asyncio",
     "port-uvloop": "port, Hypercorn uvloop",
+    "quart-bare": "bare Quart, Hypercorn uvloop",
 }
+# Servers with /json/dict and /healthz only (no store, no auth): left out of the other workloads.
+BARE = {"quart-bare"}
 
 
 def wait_up(server: Server, timeout: float = 60) -> None:

@@ -162,6 +162,10 @@ def test_app_agent_compat_and_their_data_are_inside(wheel: Path) -> None:
         "hostpulse/cli.py",
         "hostpulse/app/__init__.py",
         "hostpulse/app/views/__init__.py",
+        "hostpulse/app/static/dashboard/overview.html",  # the dashboard's files (no __init__.py)
+        "hostpulse/app/static/dashboard/host.html",
+        "hostpulse/app/static/dashboard/dashboard.js",
+        "hostpulse/app/static/dashboard/dashboard.css",
         "hostpulse/agent/__init__.py",
         "hostpulse/agent/__main__.py",
         "hostpulse/compat/__init__.py",
