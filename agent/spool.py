@@ -241,8 +241,17 @@ class Spool:
             self._sent.clear()
             self._gone_while_sent.clear()
 
-    def append(self, host: str, samples: Sequence[tuple[float, dict[str, float]]]) -> Entry | None:
+    def append(
+        self,
+        host: str,
+        samples: Sequence[tuple[float, dict[str, float]]],
+        *,
+        interval: float | None = None,
+        goodbye: bool = False,
+    ) -> Entry | None:
         """Spool a new batch of ``(ts, values)`` samples; return it, once on disk.
+
+        ``interval`` and ``goodbye`` are the batch's optional fields (``wire_form``).
 
         Makes room by dropping the oldest batches. Returns ``None`` when the batch alone
         is larger than the whole spool (it is dropped and counted).
@@ -256,7 +265,7 @@ class Spool:
             total = sum(e.size for e in self._entries.values())
             dropped = self.dropped
             while True:
-                body = wire_bytes(host, self.run, seq, dropped, samples)
+                body = wire_bytes(host, self.run, seq, dropped, samples, interval=interval, goodbye=goodbye)
                 if len(body) > self.max_bytes or total + len(body) <= self.max_bytes:
                     break
                 oldest = self._entries[waiting[len(evicted)]]

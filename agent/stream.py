@@ -5,7 +5,12 @@ wakes the sender; the sender sends what is waiting and forgets what is acknowled
 On SIGTERM or SIGINT collection stops (a partial batch is spooled), the sender gets up
 to ``flush_timeout`` seconds to empty the spool (none while the service refuses the token:
 it would refuse the flush too), and the agent exits 0; whatever is left stays in the spool
-for the next start.
+for the next start. Once the spool is empty, one last batch says goodbye (``"goodbye": true``,
+no samples), so the service shows the host ``down`` at once; it gets ``GOODBYE_TIMEOUT`` seconds
+and is not kept for the next start.
+
+Every batch carries ``interval``: the seconds between this agent's batches (``--interval``
+times ``--batch``), from which the service tells an ``up`` host from a ``stale`` or ``down`` one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ log = logging.getLogger("hostpulse.agent")
 
 FIRST_SAMPLE_AFTER = 1.0  # seconds; CPU percentages need a short window to mean something
 STATUS_EVERY = 600.0  # seconds between status lines in the log
+GOODBYE_TIMEOUT = 5.0  # seconds the goodbye batch may take to be acknowledged
 
 Samples = Sequence[tuple[float, dict[str, float]]]
 
@@ -52,10 +58,29 @@ def split_batch(samples: Samples, limits: Limits = DEFAULT_LIMITS) -> list[Sampl
     return parts
 
 
+def batch_interval(settings: AgentSettings) -> float:
+    """The seconds between this agent's batches, as each batch says it (``interval``)."""
+    return settings.interval * settings.batch
+
+
 async def spool_batch(settings: AgentSettings, spool: Spool, samples: Samples, wake: asyncio.Event) -> None:
     for part in split_batch(samples):
-        await asyncio.to_thread(spool.append, settings.host, part)
+        await asyncio.to_thread(spool.append, settings.host, part, interval=batch_interval(settings))
     wake.set()
+
+
+async def say_goodbye(settings: AgentSettings, spool: Spool, sender: Sender, wake: asyncio.Event) -> bool:
+    """Send the goodbye batch (no samples) and wait for its ack; one not acknowledged in
+    time is taken out of the spool, so the next start does not send a stale goodbye."""
+    entry = await asyncio.to_thread(spool.append, settings.host, [], interval=batch_interval(settings), goodbye=True)
+    if entry is None:
+        return False
+    wake.set()
+    sender.retry_now()
+    if await flush(spool, min(settings.flush_timeout, GOODBYE_TIMEOUT), sender):
+        return True
+    await asyncio.to_thread(spool.discard, entry.seq)
+    return False
 
 
 async def collect_loop(
@@ -172,6 +197,9 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
             sender.retry_now()
         if await flush(spool, settings.flush_timeout, sender):
             log.info("all batches acknowledged; %d sent this run", sender.acked)
+            if not sender.refusing:
+                said = await say_goodbye(settings, spool, sender, wake)
+                log.info("goodbye %s", "acknowledged" if said else "not acknowledged in time: left out")
         else:
             log.warning("%d batches left in the spool for the next start (%d bytes)", len(spool), spool.size)
         sending.cancel()
@@ -182,4 +210,4 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
     return 0
 
 
-__all__ = ["collect_loop", "flush", "make_sender", "run", "split_batch"]
+__all__ = ["batch_interval", "collect_loop", "flush", "make_sender", "run", "say_goodbye", "split_batch"]

@@ -7,8 +7,12 @@ Standard library only: a monitored host installs nothing of the server.
 
 A batch (the README's "The agent on another host"), as :func:`wire_form` builds it for the agent's spool::
 
-    {"host": "web-1", "run": "<spool id>", "seq": 41, "dropped": 0,
+    {"host": "web-1", "run": "<spool id>", "seq": 41, "dropped": 0, "interval": 10.0,
      "samples": [{"ts": 1764000000.0, "values": {"cpu_percent": 12.5}}]}
+
+``interval`` (seconds between the agent's batches) and ``goodbye`` (``true`` on the last
+batch of a clean stop, which may carry no samples) are optional: an older agent's batch
+without them is still valid.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ _RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 REQUIRED_FIELDS = frozenset({"host", "run", "seq", "samples"})
 # ``dropped`` may be left out (an agent that never dropped anything); it then counts as 0.
-OPTIONAL_FIELDS = frozenset({"dropped"})
+# ``interval`` and ``goodbye`` came later (``GET /hosts``' state); an older agent sends neither.
+OPTIONAL_FIELDS = frozenset({"dropped", "interval", "goodbye"})
+MAX_INTERVAL = 7 * 86400.0  # seconds: the longest interval a batch may announce
 SAMPLE_FIELDS = frozenset({"ts", "values"})
 
 
@@ -62,6 +68,8 @@ class Batch:
     seq: int
     samples: tuple[Sample, ...]
     dropped: int = 0
+    interval: float | None = None  # seconds between the agent's batches, when it said
+    goodbye: bool = False  # the last batch of a clean stop
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -70,7 +78,15 @@ class Batch:
 
     def as_json(self) -> dict[str, Any]:
         """The wire form, as :func:`validate_batch` accepts it back."""
-        return wire_form(self.host, self.run, self.seq, self.dropped, ((s.ts, s.values) for s in self.samples))
+        return wire_form(
+            self.host,
+            self.run,
+            self.seq,
+            self.dropped,
+            ((s.ts, s.values) for s in self.samples),
+            interval=self.interval,
+            goodbye=self.goodbye,
+        )
 
 
 @dataclass(frozen=True)
@@ -101,25 +117,46 @@ class BatchError(ValueError):
 
 
 def wire_form(
-    host: str, run: str, seq: int, dropped: int, samples: Iterable[tuple[float, Mapping[str, float]]]
+    host: str,
+    run: str,
+    seq: int,
+    dropped: int,
+    samples: Iterable[tuple[float, Mapping[str, float]]],
+    *,
+    interval: float | None = None,
+    goodbye: bool = False,
 ) -> dict[str, Any]:
     """A batch as it goes on the wire (the module's docstring): one definition for
-    :meth:`Batch.as_json` and the agent's spool, so the two never drift apart."""
-    return {
+    :meth:`Batch.as_json` and the agent's spool, so the two never drift apart.
+    ``interval`` is left out when ``None`` and ``goodbye`` when false."""
+    form: dict[str, Any] = {
         "host": host,
         "run": run,
         "seq": seq,
         "dropped": dropped,
         "samples": [{"ts": ts, "values": dict(values)} for ts, values in samples],
     }
+    if interval is not None:
+        form["interval"] = interval
+    if goodbye:
+        form["goodbye"] = True
+    return form
 
 
 def wire_bytes(
-    host: str, run: str, seq: int, dropped: int, samples: Iterable[tuple[float, Mapping[str, float]]]
+    host: str,
+    run: str,
+    seq: int,
+    dropped: int,
+    samples: Iterable[tuple[float, Mapping[str, float]]],
+    *,
+    interval: float | None = None,
+    goodbye: bool = False,
 ) -> bytes:
     """:func:`wire_form` as the agent spools and sends it: compact JSON, and a NaN or an
     infinity raises here rather than reaching the service as invalid JSON."""
-    return json.dumps(wire_form(host, run, seq, dropped, samples), separators=(",", ":"), allow_nan=False).encode()
+    form = wire_form(host, run, seq, dropped, samples, interval=interval, goodbye=goodbye)
+    return json.dumps(form, separators=(",", ":"), allow_nan=False).encode()
 
 
 # --- names and numbers -------------------------------------------------------------------
@@ -290,10 +327,16 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWin
     dropped = obj.get("dropped", 0)
     if not is_count(dropped):
         raise BatchError("dropped must be an integer from 0 to 2**63-1", seq)
+    interval: Any = obj.get("interval")
+    if "interval" in obj and not (is_number(interval) and 0 < interval <= MAX_INTERVAL):
+        raise BatchError(f"interval must be a number of seconds above 0 and at most {MAX_INTERVAL:g}", seq)
+    goodbye = obj.get("goodbye", False)
+    if not isinstance(goodbye, bool):
+        raise BatchError("goodbye must be true or false", seq)
     raw_samples = obj["samples"]
     if not isinstance(raw_samples, list):
         raise BatchError("samples must be a list", seq)
-    if not raw_samples:
+    if not raw_samples and not goodbye:  # a goodbye may carry no samples
         raise BatchError("samples is empty", seq)
     if len(raw_samples) > limits.max_samples:
         raise BatchError(
@@ -314,7 +357,15 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWin
         )
     samples = tuple(_sample(raw, i, seq, window) for i, raw in enumerate(raw_samples))
     # RFC 1123 names are case-insensitive: one host, one spelling.
-    return Batch(host=host.lower(), run=run, seq=seq, samples=samples, dropped=dropped)
+    return Batch(
+        host=host.lower(),
+        run=run,
+        seq=seq,
+        samples=samples,
+        dropped=dropped,
+        interval=None if interval is None else float(interval),
+        goodbye=goodbye,
+    )
 
 
 __all__ = [
@@ -323,6 +374,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
     "MAX_INTEGER",
+    "MAX_INTERVAL",
     "MAX_NAME_LENGTH",
     "Sample",
     "TimeWindow",

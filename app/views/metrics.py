@@ -25,6 +25,7 @@ from quart import Blueprint, Response, g, jsonify, request, websocket
 from hostpulse.auth import check_reporter
 from hostpulse.errorcodes import INTERNAL_SERVER_ERROR, PAYLOAD_TOO_LARGE
 from hostpulse.errors import ApiError, missing_field
+from hostpulse.hoststate import host_state
 from hostpulse.payloads import decode_json, require_json
 from hostpulse.samples import DEFAULT_LIMITS, Batch, BatchError, TimeWindow, validate_batch
 from hostpulse.series import MIN_STEP
@@ -182,8 +183,20 @@ def _number_arg(name: str) -> float | None:
 @bp.get("/hosts")
 async def hosts() -> Response:
     found = await asyncio.to_thread(get_series().hosts)
+    now = time.time()  # the service's clock, as last_seen is
     return jsonify(
-        {"hosts": [{"host": h.host, "last_seen": h.last_seen, "dropped": h.dropped, "latest": h.latest} for h in found]}
+        {
+            "hosts": [
+                {
+                    "host": h.host,
+                    "last_seen": h.last_seen,
+                    "state": host_state(now, h.last_seen, h.interval, h.previous_seen, h.goodbye),
+                    "dropped": h.dropped,
+                    "latest": h.latest,
+                }
+                for h in found
+            ]
+        }
     )
 
 

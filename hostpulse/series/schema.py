@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS series_latest (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series_hosts (
     host TEXT PRIMARY KEY,
-    last_seen REAL NOT NULL
+    last_seen REAL NOT NULL,
+    previous_seen REAL,             -- the batch before the last (the service's clock)
+    interval REAL,                  -- seconds between batches, as its agent last said (NULL: not said)
+    goodbye INTEGER NOT NULL DEFAULT 0  -- 1: its last batch was a goodbye
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series_runs (
     host TEXT NOT NULL,
@@ -59,6 +62,15 @@ CREATE TABLE IF NOT EXISTS series_refused (
     batches INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+# Columns added to a table after it first shipped: a file from before them gets them by
+# ALTER TABLE (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "series_hosts": (
+        ("previous_seen", "REAL"),
+        ("interval", "REAL"),
+        ("goodbye", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+}
 # The caps on series, as series_refused names them: per host ([store] max_series_per_host)
 # and all hosts together ([store] max_series).
 CAPS = ("per_host", "total")
@@ -80,13 +92,19 @@ def apply(db: sqlite3.Connection) -> None:
     """Create what is missing; call inside a write transaction.
 
     A file from before ``series_counts`` has series its trigger never counted: they are
-    counted once, here, so the caps hold for them too.
+    counted once, here, so the caps hold for them too. A table from before one of
+    ``ADDED_COLUMNS`` gets the column (``NULL`` or its default in existing rows).
     """
     counted = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'series_latest_counted'"
     ).fetchone()
     for statement in statements(SCHEMA):
         db.execute(statement)
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
     if not counted:
         recount(db)
 
@@ -98,4 +116,4 @@ def recount(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO series_counts (host, n) SELECT ?, count(*) FROM series_latest", (ALL_HOSTS,))
 
 
-__all__ = ["ALL_HOSTS", "CAPS", "SCHEMA", "apply", "recount", "statements"]
+__all__ = ["ADDED_COLUMNS", "ALL_HOSTS", "CAPS", "SCHEMA", "apply", "recount", "statements"]

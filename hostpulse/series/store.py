@@ -53,9 +53,15 @@ INSERT INTO series_latest (host, name, ts, value) VALUES (?, ?, ?, ?)
 ON CONFLICT (host, name) DO UPDATE SET ts = excluded.ts, value = excluded.value
 WHERE excluded.ts >= series_latest.ts
 """
+# The newest batch also says the host's interval (NULL: an older agent; the state then
+# uses the gap between the last two batches) and whether it was a goodbye.
 _UPSERT_HOST = """
-INSERT INTO series_hosts (host, last_seen) VALUES (?, ?)
-ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+INSERT INTO series_hosts (host, last_seen, interval, goodbye) VALUES (?, ?, ?, ?)
+ON CONFLICT (host) DO UPDATE SET
+    previous_seen = series_hosts.last_seen,
+    last_seen = max(series_hosts.last_seen, excluded.last_seen),
+    interval = excluded.interval,
+    goodbye = excluded.goodbye
 """
 # An agent's drop counter as its newest batch reports it: a re-sent older batch does
 # not change it (the agent may lower it, when a batch it dropped proves to be stored).
@@ -80,6 +86,9 @@ class HostInfo:
     last_seen: float
     latest: dict[str, float]
     dropped: int
+    interval: float | None = None  # as its agent last said
+    previous_seen: float | None = None  # the batch before the last
+    goodbye: bool = False  # its last batch was a goodbye
 
 
 class SeriesStore:
@@ -206,7 +215,7 @@ class SeriesStore:
             (batch.host, batch.run, batch.seq, received, len(batch.samples)),
         ).rowcount
         db.execute(_UPSERT_RUN, (batch.host, batch.run, batch.dropped, batch.seq))
-        db.execute(_UPSERT_HOST, (batch.host, received))
+        db.execute(_UPSERT_HOST, (batch.host, received, batch.interval, int(batch.goodbye)))
         if not inserted:
             return
         latest: dict[str, tuple[float, float]] = {}
@@ -288,8 +297,10 @@ class SeriesStore:
         # total(), a float, where sum() would overflow: each run may report up to 2**63-1.
         dropped = dict(db.execute("SELECT host, total(dropped) FROM series_runs GROUP BY host"))
         return [
-            HostInfo(host, last_seen, latest.get(host, {}), int(dropped.get(host, 0)))
-            for host, last_seen in db.execute("SELECT host, last_seen FROM series_hosts ORDER BY host")
+            HostInfo(host, last_seen, latest.get(host, {}), int(dropped.get(host, 0)), interval, previous, bool(bye))
+            for host, last_seen, interval, previous, bye in db.execute(
+                "SELECT host, last_seen, interval, previous_seen, goodbye FROM series_hosts ORDER BY host"
+            )
         ]
 
     def has_host(self, host: str) -> bool:

@@ -45,6 +45,12 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 60.0, every: 
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 
 
+def sampled_batches(store: SeriesStore, host: str) -> int:
+    """The host's stored batches that carry samples: all but an agent's goodbye on a clean stop."""
+    db = store._connect()
+    return int(db.execute("SELECT count(*) FROM series_batches WHERE host = ? AND samples > 0", (host,)).fetchone()[0])
+
+
 class Service:
     """The port (``app:create_app()``) under a real Hypercorn; restartable
     on the same port and instance folder, so a SIGKILL and a restart look like a crash."""

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hostpulse.samples import DEFAULT_LIMITS
-from tests.agent.live import ADMIN, AGENT, VIEWER, AgentProcess, Service, eventually
+from tests.agent.live import ADMIN, AGENT, VIEWER, AgentProcess, Service, eventually, sampled_batches
 
 MEMORY_FIELDS = len(psutil.virtual_memory()._fields)
 
@@ -40,7 +40,8 @@ def stored(service: Service, host: str) -> list[tuple[str, str, int]]:
 
 
 def check_exactly_once(service: Service, agent: AgentProcess) -> list[tuple[str, str, int]]:
-    """Every batch the agent produced is stored once, and nothing is left in its spool."""
+    """Every batch the agent produced is stored once, and nothing is left in its spool; the
+    last is its goodbye (no samples)."""
     state = agent.state()
     keys = stored(service, agent.host)
     assert keys == [(agent.host, state["run"], seq) for seq in range(state["next_seq"])]
@@ -48,7 +49,8 @@ def check_exactly_once(service: Service, agent: AgentProcess) -> list[tuple[str,
     assert state["dropped"] == 0
     store = service.store()
     try:
-        assert store.sample_count(agent.host) == len(keys) * MEMORY_FIELDS
+        assert sampled_batches(store, agent.host) == len(keys) - 1
+        assert store.sample_count(agent.host) == (len(keys) - 1) * MEMORY_FIELDS
     finally:
         store.close()
     return keys
@@ -76,7 +78,7 @@ def test_agent_streams_and_the_query_api_shows_every_sample(service: Service, tm
     status, body = service.get(f"/hosts/{host}/series?name=virtual_memory.percent")
     assert status == 200 and body["host"] == host and body["step"] is None
     times = [ts for ts, _ in body["points"]]
-    assert len(times) == len(keys) and times == sorted(times)
+    assert len(times) == len(keys) - 1 and times == sorted(times)  # the goodbye has no samples
     assert all(0 <= value <= 100 for _, value in body["points"])
 
     since, until = times[1], times[-2]
