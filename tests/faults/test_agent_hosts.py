@@ -93,7 +93,10 @@ async def test_a_token_reports_only_its_hosts(service: Service, tmp_path: Path) 
     # A real agent sending for a host its token may not report: nothing stored, nothing dropped.
     agent = AgentProcess(tmp_path / "agent", service.url, "db-9", token=web, interval=0.1).start()
     try:
-        eventually(lambda: "db-9" in agent.text() and "forbidden" in agent.text(), "the agent says why")
+        try:
+            eventually(lambda: "db-9" in agent.text() and "forbidden" in agent.text(), "the agent says why")
+        except AssertionError as exc:  # what the agent did say, to tell a slow start from a wrong line
+            raise AssertionError(f"{exc}\nagent log:\n{agent.text()[-3000:]}") from None
         eventually(lambda: len(agent.waiting()) >= 2, "the agent keeps its batches")
         assert agent.stop(timeout=30) == 0
     finally:
