@@ -383,7 +383,7 @@ class Tree:
         self._forget(key)
 
     def _forget(self, key: str) -> None:
-        pass
+        """What a kind of containment drops once a job is over (its cgroup, its pids): a hook."""
 
 
 def _popen(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
