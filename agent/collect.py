@@ -3,8 +3,9 @@
 Positional arguments name psutil functions as seed 000 did (``cpu_percent
 virtual_memory ...``). Only functions that need no argument and return numbers are
 offered; ``disk_usage`` is read for every mounted file system, ``pids`` is the number of
-processes. Counters (disk and network I/O, CPU stats) also give ``<series>.rate``: the
-change per second since the previous sample.
+processes. Counters (disk and network I/O, CPU stats) are sent as they are: the service
+derives their rates at query time (``rate=1``), so a rate series would only double what
+is stored (an older agent sent ``<series>.rate``; the service still takes it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import psutil
 
-from hostpulse.samples import flatten, valid_name
+from hostpulse.samples import flatten
 
 
 def _disk_usage() -> dict[str, object]:
@@ -75,9 +76,6 @@ DEFAULT_NAMES: tuple[str, ...] = tuple(
     if name in READERS
 )
 
-# Cumulative counters: their change per second is what a person wants to see.
-RATE_NAMES = frozenset({"disk_io_counters", "net_io_counters", "cpu_stats"})
-
 
 class UnknownName(ValueError):
     """A positional name that is not a psutil function the agent can read."""
@@ -106,7 +104,6 @@ class Collector:
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = check_names(names)
-        self._previous: dict[str, tuple[float, float]] = {}  # counter series -> (time, value)
         if "cpu_percent" in self.names:  # prime: the first call measures since now
             psutil.cpu_percent(interval=None)
             psutil.cpu_percent(interval=None, percpu=True)
@@ -116,7 +113,6 @@ class Collector:
     def collect(self) -> tuple[float, dict[str, float]]:
         """``(unix time, values)``; a name whose read fails this time is left out."""
         ts = time.time()
-        now = time.monotonic()
         values: dict[str, float] = {}
         for name in self.names:
             try:
@@ -125,25 +121,8 @@ class Collector:
                     values.update(flatten(name, psutil.cpu_percent(interval=None, percpu=True)))
             except (OSError, RuntimeError, AttributeError):
                 continue
-            flat = flatten(name, raw)
-            values.update(flat)
-            if name in RATE_NAMES:
-                values.update(self._rates(flat, now))
+            values.update(flatten(name, raw))
         return ts, values
-
-    def _rates(self, counters: dict[str, float], now: float) -> dict[str, float]:
-        rates = {}
-        for series, value in counters.items():
-            before = self._previous.get(series)
-            self._previous[series] = (now, value)
-            if before is None:
-                continue
-            elapsed = now - before[0]
-            change = value - before[1]
-            rate_name = series + ".rate"
-            if elapsed > 0 and change >= 0 and valid_name(rate_name):  # < 0: counter reset
-                rates[rate_name] = change / elapsed
-        return rates
 
 
 __all__ = ["Collector", "DEFAULT_NAMES", "READERS", "UnknownName", "check_names", "read_once"]

@@ -22,6 +22,12 @@
 
 An agent's idle WebSocket (``[limits] websocket_idle_timeout``) is closed by its route,
 ``app/views/metrics.py``, which knows when acks are still due.
+
+- **Per-message cost of ``/ws/agent``.** Quart puts every WebSocket message through a task
+  of its own that feeds a queue, two blinker signals and an ``asyncio.sleep(0)`` per send.
+  :class:`DirectWebsocketConnection` lets the routes of :data:`DIRECT_WEBSOCKET_PATHS` read
+  and write the ASGI messages themselves (:func:`asgi_of`); the handshake, hooks and errors
+  stay Quart's (README, "Ingest cost").
 """
 
 from __future__ import annotations
@@ -36,12 +42,15 @@ from typing import Any
 import h11
 import h11._readers
 from quart import Quart, g, request, websocket
+from quart.asgi import ASGIWebsocketConnection
+from quart.wrappers import Websocket
 
 from hostpulse.auth import authorize, bearer
 from hostpulse.errors import ApiError
 from hostpulse.payloads import elapsed_ms, request_id
 from hostpulse.tokens import hash_token
 
+from . import gc_pauses
 from .asgi import Message, Receive, Scope, Send
 from .resources import get_resources, get_settings, resources_of
 
@@ -199,6 +208,44 @@ class _BodyWatch:
         self.waiting.cancel()
 
 
+# --- WebSockets whose route reads and writes ASGI messages itself ----------------------
+
+#: paths whose WebSocket route reads the ASGI messages itself (:func:`asgi_of`)
+DIRECT_WEBSOCKET_PATHS = frozenset({"/ws/agent"})
+
+
+class DirectWebsocket(Websocket):
+    """Quart's websocket, with the ASGI ``receive`` and ``send`` for a direct route."""
+
+    asgi: tuple[Receive, Send] | None = None
+
+
+class DirectWebsocketConnection(ASGIWebsocketConnection):
+    """For a path of :data:`DIRECT_WEBSOCKET_PATHS`, no receiver task and no queue: the route
+    is handed the ASGI callables (``websocket.connect`` is its first message, and it returns
+    at ``websocket.disconnect``, as Quart would have cancelled it). Measured with
+    ``bench.agents --cost``: Quart's queue, task and signals were ~60 us of a batch's
+    ~250 us outside the store. Any other path is Quart's own handling."""
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        if self.scope["path"] not in DIRECT_WEBSOCKET_PATHS:
+            await super().__call__(receive, send)
+            return
+        gc_pauses.install()  # a process holding agents' sockets: full collections kept short
+        direct = self._create_websocket_from_scope(send)
+        if isinstance(direct, DirectWebsocket):
+            direct.asgi = (receive, send)
+        await self.handle_websocket(direct, send)
+
+
+def asgi_of(current: Any) -> tuple[Receive, Send]:
+    """The ASGI ``receive`` and ``send`` of the current direct WebSocket (``quart.websocket``)."""
+    found = current._get_current_object() if hasattr(current, "_get_current_object") else current
+    if not isinstance(found, DirectWebsocket) or found.asgi is None:
+        raise RuntimeError("not a direct WebSocket: add its path to DIRECT_WEBSOCKET_PATHS")
+    return found.asgi
+
+
 # --- connections per token, two Authorization lines on a handshake ---------------------
 
 
@@ -258,6 +305,8 @@ def install(app: Quart) -> None:
     """After the interceptors (their authentication runs first), before the access log (which
     then logs the answers given here)."""
     strict_chunk_extensions()
+    app.websocket_class = DirectWebsocket
+    app.asgi_websocket_class = DirectWebsocketConnection
     app.before_request(_enter_request)
     app.before_websocket(_enter_websocket)
     app.teardown_request(_leave)

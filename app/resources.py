@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from quart import Quart, current_app
 
-from hostpulse.health import StoreHealth
+from hostpulse.health import StoreHealth, health_of
 from hostpulse.instance import open_instance
+from hostpulse.reload import stop_following
 from hostpulse.series import GroupCommitter, SeriesStore
 from hostpulse.settings import Settings
 from hostpulse.store import Store
@@ -30,13 +31,9 @@ log = logging.getLogger("hostpulse.metrics")
 
 
 def open_series(settings: Settings) -> SeriesStore:
-    """The metrics store, in the service's SQLite file (its tables are ``series_*``)."""
-    return SeriesStore(
-        settings.db_path,
-        settings.store.retention or math.inf,
-        max_series_per_host=settings.store.max_series_per_host or None,
-        max_series=settings.store.max_series or None,
-    )
+    """The metrics store ``[store] url`` names: the service's SQLite file or PostgreSQL (its
+    tables are ``series_*``)."""
+    return SeriesStore.from_settings(settings)
 
 
 @dataclass
@@ -58,11 +55,10 @@ class Resources:
         return self.series
 
     async def start(self) -> None:
-        """Serving starts: the series store open, its retention pruned in the background."""
+        """Serving starts: the series store open, compacted and pruned in the background."""
         series = self.open_series()
-        if not math.isinf(series.retention):
-            stopping = asyncio.Event()
-            self.pruner = (stopping, asyncio.create_task(_prune_forever(series, stopping)))
+        stopping = asyncio.Event()
+        self.pruner = (stopping, asyncio.create_task(_maintain_forever(series, stopping)))
 
     async def stop(self) -> None:
         """Serving stops: jobs killed whole and recorded, queued batches committed, the stores
@@ -73,6 +69,7 @@ class Resources:
             stopping.set()
             await pruner  # not cancelled: a prune running in its thread ends before the close
         await self.jobs.shutdown()
+        stop_following(self.settings)
         if self.committer is not None:
             _, committer = self.committer
             self.committer = None
@@ -83,19 +80,28 @@ class Resources:
         self.store.close()
 
 
-async def _prune_forever(series: SeriesStore, stopping: asyncio.Event) -> None:
-    """Delete samples older than the retention, every tenth of it (1 s to 1 h), until
-    ``stopping`` is set."""
-    period = min(3600.0, max(1.0, series.retention / 10))
+# Seconds between compactions: an hour of the head is compacted COMPACT_GRACE (300 s) after it
+# ends, so a minute's delay more is nothing; each pass is a few transactions of a few hosts.
+COMPACT_EVERY = 60.0
+
+
+async def _maintain_forever(series: SeriesStore, stopping: asyncio.Event) -> None:
+    """Compact closed hours of the head every minute, and delete what each tier keeps no
+    longer every tenth of the raw retention (1 s to 1 h), until ``stopping`` is set."""
+    prune_every = min(3600.0, max(1.0, series.retention / 10))
+    next_prune = 0.0
     while not stopping.is_set():
         try:
-            deleted = await asyncio.to_thread(series.prune)
-            if deleted:
-                log.info("retention: deleted %d samples older than %g s", deleted, series.retention)
-        except Exception:  # a locked or full disk: try again next period
-            log.exception("retention pruning failed")
+            await asyncio.to_thread(series.compact)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + prune_every
+                deleted = await asyncio.to_thread(series.prune)
+                if deleted:
+                    log.info("retention: deleted %d samples older than %g s", deleted, series.retention)
+        except Exception:  # a locked or full disk: try again next time
+            log.exception("series store maintenance failed")
         try:
-            await asyncio.wait_for(stopping.wait(), period)
+            await asyncio.wait_for(stopping.wait(), min(COMPACT_EVERY, prune_every))
         except TimeoutError:
             pass
 
@@ -103,9 +109,7 @@ async def _prune_forever(series: SeriesStore, stopping: asyncio.Event) -> None:
 def open_resources(app: Quart, settings: Settings) -> Resources:
     """Open every resource of ``app`` and tie their start and stop to its serving."""
     store = open_instance(settings)
-    resources = Resources(
-        settings, store, JobRunner(settings, store), StoreHealth(settings.db_path), open_series(settings)
-    )
+    resources = Resources(settings, store, JobRunner(settings, store), health_of(settings), open_series(settings))
     app.extensions[KEY] = resources
     app.before_serving(resources.start)
     app.after_serving(resources.stop)

@@ -66,3 +66,13 @@ def invalid_json(detail: str) -> ApiError:
 
 def missing_field(name: str) -> ApiError:
     return ApiError(400, "missing_field", f"the field {name!r} is required")
+
+
+def upgrade_required(path: str) -> ApiError:
+    """A plain GET on a WebSocket route: Werkzeug's bare 400 would not say what it speaks."""
+    return ApiError(
+        426,
+        "upgrade_required",
+        f"{path} speaks WebSocket: connect with Upgrade: websocket",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )

@@ -9,10 +9,26 @@ from typing import Any
 from hostpulse import jsondepth
 from hostpulse.errors import ApiError, invalid_json, missing_field
 
+# What ``bytes.strip()`` strips: a text's own ``strip()`` would also take Unicode spaces.
+_ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 
-def decode_json(raw: bytes) -> Any:
+
+def decode_json(raw: bytes | str) -> Any:
     """``json.loads`` as Flask's provider applies it, with a JSON 400 on failure (nested
-    deeper than ``jsondepth.MAX_DEPTH`` too)."""
+    deeper than ``jsondepth.MAX_DEPTH`` too).
+
+    Text (a WebSocket text frame) answers as its UTF-8 bytes would, without encoding it:
+    ``json.loads`` reads bytes as UTF-8 unless they start with a BOM or hold a NUL among
+    their first four (UTF-16 or -32), and only such text is encoded first."""
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff") or "\x00" in raw[:4]:
+            return decode_json(raw.encode("utf-8"))
+        if not raw.strip(_ASCII_WHITESPACE):
+            raise invalid_json("the body is empty")
+        try:
+            return jsondepth.loads(raw)
+        except ValueError as exc:
+            raise invalid_json(str(exc)) from None
     if not raw.strip():
         raise invalid_json("the body is empty")
     try:

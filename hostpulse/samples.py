@@ -34,11 +34,13 @@ MAX_INTEGER = 2**63 - 1
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _RUN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 REQUIRED_FIELDS = frozenset({"host", "run", "seq", "samples"})
 # ``dropped`` may be left out (an agent that never dropped anything); it then counts as 0.
 # ``interval`` and ``goodbye`` came later (``GET /hosts``' state); an older agent sends neither.
 OPTIONAL_FIELDS = frozenset({"dropped", "interval", "goodbye"})
+ALL_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 MAX_INTERVAL = 7 * 86400.0  # seconds: the longest interval a batch may announce
 SAMPLE_FIELDS = frozenset({"ts", "values"})
 
@@ -302,7 +304,81 @@ def validate_batch(obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWin
     every integer fits SQLite's INTEGER, and a mistake in an agent shows up as an error at
     once rather than as odd data later. With ``window``, every sample's ``ts`` must fall
     in it (the service passes its clock, the allowed skew and the retention).
+
+    A batch as agents send it takes :func:`_fast_batch`; anything it does not accept at
+    once goes through :func:`_checked_batch`, which finds the first fault and says it.
     """
+    if type(obj) is dict:
+        fast = _fast_batch(obj, limits, window)
+        if fast is not None:
+            return fast
+    return _checked_batch(obj, limits, window)
+
+
+def _fast_batch(obj: dict[str, Any], limits: Limits, window: TimeWindow | None) -> Batch | None:
+    """The batch :func:`_checked_batch` would return, or None: then let it say what is wrong.
+
+    One pass, each check a C call over a whole sample (names joined and tested at once,
+    values summed: a NaN or an infinity makes the sum one); only what is certainly valid
+    is accepted here, so refusals keep their exact messages. 50 values: ~4 us instead
+    of ~13 us (README, "Ingest cost"); ``tests/store/test_samples.py`` holds both to the
+    same answers.
+    """
+    keys = obj.keys()
+    if not REQUIRED_FIELDS <= keys <= ALL_FIELDS:
+        return None
+    seq, host, run, raw_samples = obj["seq"], obj["host"], obj["run"], obj["samples"]
+    dropped, goodbye = obj.get("dropped", 0), obj.get("goodbye", False)
+    interval: Any = obj.get("interval")
+    if not (is_count(seq) and is_count(dropped) and valid_host(host) and valid_run(run)):
+        return None
+    if (goodbye is not False and goodbye is not True) or type(raw_samples) is not list or not raw_samples:
+        return None
+    if "interval" in obj and not (is_number(interval) and 0 < interval <= MAX_INTERVAL):
+        return None
+    if len(raw_samples) > limits.max_samples:
+        return None
+    latest = math.inf if window is None else window.now + window.ahead
+    earliest = -math.inf if window is None else window.now - window.behind
+    samples = []
+    count = 0
+    for raw in raw_samples:
+        if type(raw) is not dict or len(raw) != 2:
+            return None
+        ts, values = raw.get("ts"), raw.get("values")
+        if type(ts) is not float or ts - ts != 0.0 or not 0.0 <= ts <= latest or ts < earliest:
+            return None  # not a float, not finite, negative, or outside the window
+        if type(values) is not dict or not values:
+            return None
+        try:
+            names = "".join(values)  # TypeError: a name that is not text
+        except TypeError:
+            return None
+        if not names.isascii() or names.encode().translate(None, _PRINTABLE_ASCII):
+            return None  # a character outside space to tilde
+        if "" in values or max(map(len, values)) > MAX_NAME_LENGTH:
+            return None
+        numbers = values.values()
+        total = sum(numbers) if set(map(type, numbers)) == {float} else math.nan
+        if total - total != 0.0:  # not all floats, or not all finite (or a sum past 1e308: let it check)
+            return None
+        count += len(values)
+        samples.append(Sample(ts, dict(values)))
+    if count > limits.max_values:
+        return None
+    return Batch(
+        host=host.lower(),
+        run=run,
+        seq=seq,
+        samples=tuple(samples),
+        dropped=dropped,
+        interval=None if interval is None else float(interval),
+        goodbye=goodbye,
+    )
+
+
+def _checked_batch(obj: object, limits: Limits = DEFAULT_LIMITS, window: TimeWindow | None = None) -> Batch:
+    """:func:`validate_batch`, each field checked in turn: the first fault is the one said."""
     if not isinstance(obj, Mapping):
         raise BatchError("a batch must be a JSON object")
     seq = _seq_of(obj)

@@ -3,45 +3,45 @@
 Kept apart from the store as prometheus client_python keeps ``exposition.py`` apart from
 its metrics: this module only reads (through :class:`~hostpulse.series.store.SeriesStore`'s
 queries) and formats; it knows no SQL.
+
+Names follow node_exporter's conventions (``hostpulse/series/naming.py``): one family per
+metric, the host and the series' own labels (``mountpoint``, ``device``, ``cpu``,
+``interface``, ``mode``) as labels, counters typed ``counter`` and named ``…_total``, values
+in base units; ``promtool check metrics`` finds nothing to say (``tests/store``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
+
+from hostpulse.series.naming import PREFIX, describe
 
 if TYPE_CHECKING:  # the store calls this module: no import cycle at run time
     from hostpulse.series.store import SeriesStore
 
-METRIC_PREFIX = "hostpulse_"
+METRIC_PREFIX = PREFIX
 DROPPED_METRIC = "hostpulse_agent_dropped_samples_total"
 LAST_SEEN_METRIC = "hostpulse_host_last_seen_seconds"
 SERIES_METRIC = "hostpulse_series"
 REFUSED_METRIC = "hostpulse_series_refused_batches_total"
-# The service's own families: a series sanitising to one of these names is left out, so a
-# family is never written twice (a counter's family name is its samples' without _total).
+STORE_BYTES_METRIC = "hostpulse_store_bytes"
+# The service's own families: a series named like one of these is left out, so a family is
+# never written twice (a counter's family name is its samples' without _total).
 _RESERVED = {
-    DROPPED_METRIC,
-    DROPPED_METRIC.removesuffix("_total"),
-    LAST_SEEN_METRIC,
-    SERIES_METRIC,
-    REFUSED_METRIC,
-    REFUSED_METRIC.removesuffix("_total"),
+    name
+    for metric in (DROPPED_METRIC, LAST_SEEN_METRIC, SERIES_METRIC, REFUSED_METRIC, STORE_BYTES_METRIC)
+    for name in (metric, metric.removesuffix("_total"))
 }
-_NOT_METRIC_CHAR = re.compile(r"[^a-zA-Z0-9_]+")
-
-
-def metric_name(series: str) -> str:
-    """``disk_usage./.percent`` -> ``hostpulse_disk_usage_percent``: valid in Prometheus
-    (``[a-zA-Z_:][a-zA-Z0-9_:]*``; the prefix makes the first character a letter)."""
-    body = _NOT_METRIC_CHAR.sub("_", series).strip("_")
-    return METRIC_PREFIX + re.sub("_+", "_", body) if body else METRIC_PREFIX + "unnamed"
 
 
 def _label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f'{key}="{_label_value(value)}"' for key, value in pairs)
 
 
 def _number(value: float) -> str:
@@ -56,32 +56,50 @@ def _family(metric: str, kind: str, help_text: str) -> list[str]:
     return [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
 
 
+def _series_lines(store: SeriesStore) -> list[str]:
+    """Every host's latest value of each series, one family per metric.
+
+    Two series that would print the same line (odd names such as ``a.b`` and ``a_b``) are
+    told apart by a ``series="<name>"`` label on those lines alone; a series whose odd name
+    lands in a counter's family as a gauge is left out (a family has one type).
+    """
+    families: dict[str, list[tuple[tuple[tuple[str, str], ...], str, float]]] = defaultdict(list)
+    counters: set[str] = set()
+    for info in store.hosts():
+        for name, value in info.latest.items():
+            described = describe(name)
+            if described.metric in _RESERVED:
+                continue
+            if described.counter:
+                counters.add(described.metric)
+            labels = (("host", info.host), *described.labels)
+            families[described.metric].append((labels, name, value * described.scale))
+    lines: list[str] = []
+    for metric in sorted(families):
+        counter = metric in counters
+        members = [m for m in families[metric] if describe(m[1]).counter == counter]
+        if counter:
+            lines += _family(metric, "counter", "A psutil counter reported by agents (latest value).")
+        else:
+            lines += _family(metric, "gauge", "Latest value of a psutil series reported by agents.")
+        seen: defaultdict[tuple[tuple[str, str], ...], int] = defaultdict(int)
+        for labels, _, _ in members:
+            seen[labels] += 1
+        for labels, name, value in sorted(members):
+            shown = labels + (("series", name),) if seen[labels] > 1 else labels
+            lines.append(f"{metric}{{{_labels(shown)}}} {_number(value)}")
+    return lines
+
+
 def prometheus_text(store: SeriesStore) -> str:
     """The exposition of the store's latest values ("" for an empty store).
 
-    One gauge family per sanitised series name, the host as a label. When two series
-    names sanitise to the same metric name (``a.b`` and ``a_b``), every sample of that
-    family also carries ``series="<original name>"`` so no two lines collide.
     Also: each host's last-seen time, the samples its agents dropped (a counter), and once
-    anything is stored or refused, the series held and the batches each cap refused.
+    anything is stored or refused, the series held, the batches each cap refused and the
+    bytes each tier of the store holds.
     """
     hosts = store.hosts()
-    families: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
-    for info in hosts:
-        for name, value in info.latest.items():
-            metric = metric_name(name)
-            if metric not in _RESERVED:
-                families[metric].append((info.host, name, value))
-    lines: list[str] = []
-    for metric in sorted(families):
-        members = families[metric]
-        ambiguous = len({name for _, name, _ in members}) > 1
-        lines += _family(metric, "gauge", "Latest value of a psutil series reported by agents.")
-        for host, name, value in sorted(members):
-            labels = f'host="{_label_value(host)}"'
-            if ambiguous:
-                labels += f',series="{_label_value(name)}"'
-            lines.append(f"{metric}{{{labels}}} {_number(value)}")
+    lines = _series_lines(store)
     if hosts:
         lines += _family(LAST_SEEN_METRIC, "gauge", "When the service last stored a batch from the host.")
         lines += [f'{LAST_SEEN_METRIC}{{host="{_label_value(h.host)}"}} {_number(h.last_seen)}' for h in hosts]
@@ -97,6 +115,8 @@ def prometheus_text(store: SeriesStore) -> str:
             "Batches refused because their new series would pass a cap ([store] max_series_per_host, max_series).",
         )
         lines += [f'{REFUSED_METRIC}{{limit="{cap}"}} {_number(n)}' for cap, n in refused.items()]
+        lines += _family(STORE_BYTES_METRIC, "gauge", "Bytes of samples each tier of the series store holds.")
+        lines += [f'{STORE_BYTES_METRIC}{{tier="{tier}"}} {n}' for tier, n in store.tier_bytes().items()]
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -106,6 +126,6 @@ __all__ = [
     "METRIC_PREFIX",
     "REFUSED_METRIC",
     "SERIES_METRIC",
-    "metric_name",
+    "STORE_BYTES_METRIC",
     "prometheus_text",
 ]

@@ -47,8 +47,7 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 60.0, every: 
 
 def sampled_batches(store: SeriesStore, host: str) -> int:
     """The host's stored batches that carry samples: all but an agent's goodbye on a clean stop."""
-    db = store._connect()
-    return int(db.execute("SELECT count(*) FROM series_batches WHERE host = ? AND samples > 0", (host,)).fetchone()[0])
+    return store.stored_batches(host)
 
 
 class Service:

@@ -102,8 +102,8 @@ def test_metrics_parse_with_prometheus_client(service: Service, tmp_path: Path) 
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    assert 0 <= samples[("hostpulse_virtual_memory_percent", "e2e-metrics")] <= 100
-    assert samples[("hostpulse_pids", "e2e-metrics")] >= 1
+    assert 0 <= samples[("hostpulse_memory_used_percent", "e2e-metrics")] <= 100
+    assert samples[("hostpulse_processes", "e2e-metrics")] >= 1
     assert samples[("hostpulse_agent_dropped_samples_total", "e2e-metrics")] == 0
     assert ("hostpulse_host_last_seen_seconds", "e2e-metrics") in samples
 
@@ -346,3 +346,38 @@ def test_once_with_a_wrong_token_exits_1_and_prints_the_answer(service: Service,
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"] == "unauthorized"
     assert "HTTP 401" in done.stderr
+
+
+def test_series_queries_take_metric_names_labels_and_rates(service: Service, tmp_path: Path) -> None:
+    names = ("cpu_percent", "disk_usage", "net_io_counters", "virtual_memory")
+    agent = AgentProcess(tmp_path / "agent", service.url, "e2e-labels", names=names).start()
+    eventually(lambda: len(stored(service, "e2e-labels")) >= 4, "four batches stored")
+    assert agent.stop() == 0
+    base = "/hosts/e2e-labels/series?name="
+
+    # A metric name and its labels pick the psutil series they stand for.
+    status, by_name = service.get(base + "disk_usage./.percent")
+    status, by_labels = service.get(base + "filesystem_used_percent&mountpoint=/")
+    assert status == 200 and by_labels["name"] == "disk_usage./.percent"
+    assert by_labels["points"] == by_name["points"] and len(by_name["points"]) >= 3
+    status, body = service.get(base + "hostpulse_cpu_core_percent&cpu=0")
+    assert status == 200 and body["name"] == "cpu_percent.0"
+    if (psutil.cpu_count() or 1) > 1:  # one metric, several series: labels are needed
+        status, body = service.get(base + "cpu_core_percent")
+        assert status == 400 and "give labels" in body["message"]
+    status, body = service.get(base + "filesystem_used_percent&mountpoint=/no/such/mount")
+    assert status == 404
+
+    # A counter answers its rate per second, never negative; a gauge has no rate.
+    status, body = service.get(base + "net_io_counters.bytes_recv&rate=1")
+    assert status == 200 and body["rate"] is True
+    assert len(body["points"]) >= 2 and all(value >= 0 for _, value in body["points"])
+    status, raw = service.get(base + "net_io_counters.bytes_recv")
+    (t0, v0), (t1, v1) = raw["points"][:2]
+    assert body["points"][0] == [t1, pytest.approx((v1 - v0) / (t1 - t0))]
+    status, body = service.get(base + "net_io_counters.bytes_recv&rate=1&step=3600")
+    assert status == 200 and len(body["points"]) in (1, 2)
+    status, body = service.get(base + "virtual_memory.percent&rate=1")
+    assert status == 400 and "gauge" in body["message"]
+    status, body = service.get(base + "virtual_memory.percent&rate=maybe")
+    assert status == 400

@@ -43,19 +43,17 @@ def test_default_collection_covers_cpu_memory_disks_network_load_and_processes()
         assert "getloadavg.0" in values
     if psutil.net_io_counters() is not None:
         assert "net_io_counters.bytes_sent" in values
-        # The second collection has a previous one: rates, never negative.
-        assert values["net_io_counters.bytes_sent.rate"] >= 0
     # Everything collected is a batch the service accepts.
     batch = {"host": "h", "run": "r", "seq": 0, "samples": [{"ts": ts, "values": values}]}
     assert validate_batch(json.loads(json.dumps(batch))).samples[0].values == values
 
 
-def test_rates_need_a_previous_sample() -> None:
-    collector = Collector(["net_io_counters"])
-    _, first = collector.collect()
-    assert not any(name.endswith(".rate") for name in first)
+def test_counters_are_sent_raw_without_rate_series() -> None:
+    # The service derives rates at query time (rate=1): no second series per counter.
+    collector = Collector(["net_io_counters", "disk_io_counters"])
+    collector.collect()
     _, second = collector.collect()
-    assert any(name.endswith(".rate") for name in second) == (psutil.net_io_counters() is not None)
+    assert second and not any(name.endswith(".rate") for name in second)
 
 
 def test_read_once_gives_seed_000s_raw_json_list() -> None:

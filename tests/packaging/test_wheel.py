@@ -31,7 +31,19 @@ DATA_SUFFIXES = {".toml", ".html", ".js", ".css"}
 # Python files shipped as data, in folders that are not packages
 DATA_PY = ("compat/corpus/scripts/",)
 # Not on a monitored host: the [server] and [compat] extras, and what they bring.
-BLOCKED = ("flask", "werkzeug", "quart", "hypercorn", "gunicorn", "itsdangerous", "jinja2", "hypothesis", "simdjson")
+BLOCKED = (
+    "flask",
+    "werkzeug",
+    "quart",
+    "hypercorn",
+    "gunicorn",
+    "itsdangerous",
+    "jinja2",
+    "hypothesis",
+    "simdjson",
+    "numpy",
+    "psycopg",
+)
 
 # argv: site-folder, then "module:attr" and the argv to call it with (or "-" to only import)
 RUNNER = """
@@ -174,6 +186,10 @@ def test_app_agent_compat_and_their_data_are_inside(wheel: Path) -> None:
         "hostpulse/compat/corpus/api.toml",
         "hostpulse/compat/flask_app/__init__.py",
         "hostpulse/compat/flask_app/views/__init__.py",
+        # the dashboard's chart library ships with its licence and version note
+        "hostpulse/app/static/dashboard/uPlot.iife.min.js",
+        "hostpulse/app/static/dashboard/uPlot.LICENSE",
+        "hostpulse/app/static/dashboard/uPlot.NOTICE",
     ):
         assert required in names
     # every module of a package folder and every data file of the repository's packages:

@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from hostpulse.samples import Batch, Sample
+from hostpulse.series import SeriesStore
+
+# A row breaking a constraint, on either engine
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+try:
+    import psycopg
+
+    INTEGRITY_ERRORS += (psycopg.IntegrityError,)
+except ImportError:  # pragma: no cover - the server extra installs it
+    pass
 
 
 def batch(
@@ -23,7 +33,18 @@ def batch(
     return Batch(host, run, seq, samples, dropped)
 
 
-def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """What another connection (another process) reads from the file."""
+def rows(where: Path | SeriesStore, sql: str) -> list[tuple[Any, ...]]:
+    """What another connection (another process, or node) reads: from a SQLite file, or from
+    the store's database, whichever engine it is on."""
+    if isinstance(where, SeriesStore) and where.path is None:
+        import psycopg
+
+        from hostpulse.series.engine import PostgresEngine
+
+        assert isinstance(where.engine, PostgresEngine)
+        with psycopg.connect(where.engine.url) as db:
+            return [tuple(row) for row in db.execute(sql).fetchall()]
+    path = where.path if isinstance(where, SeriesStore) else where
+    assert path is not None
     with sqlite3.connect(path) as db:
         return db.execute(sql).fetchall()

@@ -9,7 +9,7 @@ import pytest
 
 from hostpulse.samples import Batch, Sample
 from hostpulse.series import GroupCommitter, SeriesStore
-from tests.store.support import batch, rows
+from tests.store.support import INTEGRITY_ERRORS, batch, rows
 
 
 async def test_group_committer_commits_many_submissions_together(store: SeriesStore) -> None:
@@ -34,7 +34,7 @@ async def test_ack_only_after_the_commit_is_visible(store: SeriesStore) -> None:
     ack = await committer.submit(batch(5))
     # Another connection (another process would see the same) finds the batch already.
     assert ack == 5
-    assert rows(store.path, "SELECT seq FROM series_batches") == [(5,)]
+    assert rows(store, "SELECT lo, hi FROM series_acked") == [(5, 5)]
     assert await committer.submit(batch(5)) == 5
     assert store.sample_count() == 1
     await committer.close()
@@ -44,7 +44,7 @@ async def test_a_failed_batch_reaches_only_its_caller(store: SeriesStore) -> Non
     committer = GroupCommitter(store, max_delay=0.05)
     bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
     results = await asyncio.gather(committer.submit(batch(1)), committer.submit(bad), return_exceptions=True)
-    assert results[0] == 1 and isinstance(results[1], sqlite3.IntegrityError)
+    assert results[0] == 1 and isinstance(results[1], INTEGRITY_ERRORS)
     assert await committer.submit(batch(3)) == 3
     assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 3)]
     await committer.close()

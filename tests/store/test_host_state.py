@@ -110,6 +110,7 @@ def test_store_keeps_interval_goodbye_and_the_previous_batch(store: SeriesStore)
 
 
 def test_a_file_from_before_the_columns_gets_them(tmp_path: Path) -> None:
+    # SQLite alone: PostgreSQL's tables were made with every column (migration step 2).
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE series_hosts (host TEXT PRIMARY KEY, last_seen REAL NOT NULL) WITHOUT ROWID")

@@ -1,5 +1,6 @@
-"""The series store on real SQLite files: exactly-once, a failing batch alone, queries,
-retention."""
+"""The series store on both engines (a real SQLite file, a real PostgreSQL: ``conftest.py``):
+exactly-once, a failing batch alone, queries, retention. The first test is about the SQLite
+file itself (its journal mode and sync), so it runs on SQLite alone."""
 
 from __future__ import annotations
 
@@ -12,17 +13,21 @@ import pytest
 
 from hostpulse.samples import Batch, Sample, validate_batch
 from hostpulse.series import SeriesStore
-from tests.store.support import batch, rows
+from tests.store.conftest import MakeStore
+from tests.store.support import INTEGRITY_ERRORS, batch, rows
 
 # --- storage -----------------------------------------------------------------------------
 
 
-def test_store_uses_wal_full_sync_and_prefixed_tables(store: SeriesStore) -> None:
+def test_store_uses_wal_full_sync_and_prefixed_tables(tmp_path: Path) -> None:
+    store = SeriesStore(tmp_path / "hostpulse.sqlite3", retention=3600.0)
     db = store._connect()
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    tables = {r[0] for r in rows(store.path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables and all(t.startswith("series_") for t in tables)
+    tables = {r[0] for r in rows(store, "SELECT name FROM sqlite_master WHERE type='table'")}
+    # sqlite_sequence: SQLite's own, for AUTOINCREMENT (series ids are never reused)
+    assert tables and all(t.startswith("series_") for t in tables - {"sqlite_sequence"})
+    store.close()
 
 
 def test_repeated_batch_is_acknowledged_and_stored_once(store: SeriesStore) -> None:
@@ -51,7 +56,7 @@ def test_a_failing_batch_in_a_group_commit_fails_alone(store: SeriesStore) -> No
     # its savepoint and answered with its error; the others of the transaction commit.
     bad = Batch(None, "run1", 2, (Sample(1.0, {"a": 1.0}),))  # type: ignore[arg-type]
     first, error, third = store.store_batches([batch(1), bad, batch(3)])
-    assert (first, third) == (1, 3) and isinstance(error, sqlite3.IntegrityError)
+    assert (first, third) == (1, 3) and isinstance(error, INTEGRITY_ERRORS)
     assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 3)]
     assert store.sample_count() == 2
     assert store.store_batches([batch(1), batch(3)]) == [1, 3]
@@ -62,8 +67,8 @@ def test_a_failed_transaction_stores_nothing(store: SeriesStore, monkeypatch: py
     # transaction) leaves nothing of the group behind.
     real = store._store_one
 
-    def failing(db: sqlite3.Connection, b: Batch, received: float) -> None:
-        real(db, b, received)
+    def failing(db: sqlite3.Connection, b: Batch, *args: object) -> None:
+        real(db, b, *args)  # type: ignore[arg-type]
         if b.seq == 3:
             db.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
             raise sqlite3.OperationalError("database or disk is full")
@@ -79,7 +84,7 @@ def test_a_failed_transaction_stores_nothing(store: SeriesStore, monkeypatch: py
 
 def test_committed_batches_are_visible_to_another_connection(store: SeriesStore) -> None:
     store.store_batches([batch(s) for s in range(5)])
-    assert rows(store.path, "SELECT count(*) FROM series_batches") == [(5,)]
+    assert rows(store, "SELECT lo, hi FROM series_acked") == [(0, 4)]
 
 
 def test_stores_from_many_threads_lose_nothing(store: SeriesStore) -> None:
@@ -156,24 +161,26 @@ def test_prune_forgets_old_samples_batches_and_hosts(store: SeriesStore) -> None
     store.store_batches([batch(1, host="gone", ts=1000.0)], now=1000.0)
     assert store.prune(now=5000.0) == 2  # cutoff 1400: the two samples at ts=1000
     assert store.series("web-1", "x") == [(5000.0, 2.0)]
-    assert store.batch_keys() == [("web-1", "run1", 2)]
+    # A run's stored seqs are kept as ranges, until the run's newest batch is older than the
+    # retention: seq 1 is still known (a re-send of it is acknowledged, not stored again).
+    assert store.batch_keys() == [("web-1", "run1", 1), ("web-1", "run1", 2)]
     assert [h.host for h in store.hosts()] == ["web-1"]
     assert store.prune(now=5000.0) == 0
 
 
-def test_infinite_retention_keeps_everything(tmp_path: Path) -> None:
-    s = SeriesStore(tmp_path / "s.db", retention=math.inf)
+def test_infinite_retention_keeps_everything(make_store: MakeStore) -> None:
+    s = make_store(retention=math.inf)
     s.store_batches([batch(1, ts=0.0)], now=0.0)
     assert s.prune(now=1e12) == 0 and s.sample_count() == 1
     with pytest.raises(ValueError):
-        SeriesStore(tmp_path / "t.db", retention=0)
+        make_store(retention=0)
 
 
-def test_data_survives_reopening(tmp_path: Path) -> None:
-    s = SeriesStore(tmp_path / "s.db", retention=3600)
+def test_data_survives_reopening(make_store: MakeStore) -> None:
+    s = make_store(retention=3600)
     s.store_batches([batch(1), batch(2)])
     s.close()
-    again = SeriesStore(tmp_path / "s.db", retention=3600)
+    again = make_store(retention=3600)
     assert again.store_batches([batch(2)]) == [2]
     assert again.sample_count() == 2
 
@@ -182,3 +189,26 @@ def test_validated_batches_store_unchanged(store: SeriesStore) -> None:
     b = validate_batch({"host": "Web-1", "run": "r", "seq": 3, "samples": [{"ts": 5, "values": {"n": 2}}]})
     store.store_batches([b])
     assert store.series("web-1", "n") == [(5.0, 2.0)]
+
+
+def test_two_nodes_store_each_batch_once(make_store: MakeStore) -> None:
+    # Two stores on one location stand for two workers (SQLite) or two nodes (PostgreSQL):
+    # an agent re-sending its batches to the other after a failover, both at once, gets every
+    # batch acknowledged by both and stored once (the engine's write lock makes the check and
+    # the insert of a (host, run, seq) one step).
+    a, b = make_store(retention=3600.0), make_store(retention=3600.0)
+    batches = [batch(seq, ts=1000.0 + seq) for seq in range(60)]
+    answers: dict[str, list[int | Exception]] = {}
+
+    def send(name: str, store: SeriesStore) -> None:
+        answers[name] = [r for i in range(0, 60, 6) for r in store.store_batches(batches[i : i + 6])]
+
+    threads = [threading.Thread(target=send, args=item) for item in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == {"a": list(range(60)), "b": list(range(60))}
+    assert a.batch_keys() == b.batch_keys() == [("web-1", "run1", seq) for seq in range(60)]
+    assert a.sample_count() == 60 and a.stored_batches("web-1") == 60
+    assert b.series("web-1", "cpu_percent") == [(1000.0 + seq, float(seq)) for seq in range(60)]
