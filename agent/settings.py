@@ -3,6 +3,10 @@
 Like Telegraf's agent, every setting can come from any of the three places, so the same
 binary runs from a systemd unit (environment file), a config management tool (TOML) or
 a shell (flags). Flags win, then the environment, then the file.
+
+``server`` may name several services (``--server`` repeated, a TOML list, or URLs separated
+by spaces or commas in ``HOSTPULSE_AGENT_SERVER``): the agent sends to the first and fails
+over to the next when one cannot be reached (``agent/transport.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def default_spool() -> Path:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    server: str = "http://127.0.0.1:8000"
+    server: str = "http://127.0.0.1:8000"  # the first service: where --once posts, where streaming starts
+    failover: tuple[str, ...] = ()  # the other services, in the order they are tried after it
     token: str = ""
     interval: float = 10.0
     batch: int = 1
@@ -51,6 +56,11 @@ class AgentSettings:
     names: tuple[str, ...] = ()
     once: bool = False
     config: Path | None = None
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every service the agent may send to, in the order it tries them."""
+        return (self.server, *self.failover)
 
     @property
     def ws_url(self) -> str:
@@ -69,7 +79,7 @@ class AgentSettings:
 
 # Settings a file or the environment may set: name -> type (names and once are flags/lists).
 KINDS: dict[str, type] = {
-    "server": str,
+    "server": list,  # one URL or several
     "token": str,
     "interval": float,
     "batch": int,
@@ -98,6 +108,12 @@ def endpoint(server: str, path: str, websocket: bool) -> str:
 
 def _coerce(name: str, value: Any, where: str) -> Any:
     kind = KINDS[name]
+    if kind is list:  # servers: a string (several split on spaces or commas) or a list of strings
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{where}: {name} must be a URL or a non-empty list of URLs, got {value!r}")
+        return tuple(value)
     if kind is tuple:
         if isinstance(value, str):
             value = value.replace(",", " ").split()
@@ -169,7 +185,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PSUTIL_NAME",
         help="psutil functions to collect (default: a set for CPU, memory, disks, network, load)",
     )
-    p.add_argument("--server", help="service base URL: http(s)://host:port or ws(s)://host:port")
+    p.add_argument(
+        "--server",
+        action="append",
+        help="service base URL: http(s)://host:port or ws(s)://host:port; repeat it to fail over "
+        "between several services (tried in order)",
+    )
     p.add_argument("--token", help="bearer token with the agent role")
     p.add_argument("--interval", help="seconds between samples (default 10)")
     p.add_argument("--batch", help="samples per batch (default 1)")
@@ -187,11 +208,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _check(s: AgentSettings) -> AgentSettings:
-    parts = urlsplit(s.server)
-    if parts.scheme.lower() not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise SettingsError(f"server must be an http(s):// or ws(s):// URL with a host, got {s.server!r}")
-    if parts.query or parts.fragment:
-        raise SettingsError(f"server must be a base URL without query or fragment, got {s.server!r}")
+    for server in s.servers:
+        parts = urlsplit(server)
+        if parts.scheme.lower() not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise SettingsError(f"server must be an http(s):// or ws(s):// URL with a host, got {server!r}")
+        if parts.query or parts.fragment:
+            raise SettingsError(f"server must be a base URL without query or fragment, got {server!r}")
+    if len(set(s.servers)) != len(s.servers):
+        raise SettingsError(f"server names a service twice: {', '.join(s.servers)}")
     if not s.token:
         raise SettingsError("no token: pass --token, set HOSTPULSE_AGENT_TOKEN, or put token in the --config file")
     if not 0.05 <= s.interval <= 86400:
@@ -227,10 +251,15 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         if name == "names":
             if given:
                 values["names"] = tuple(given)
+        elif name == "server" and given:  # --server repeated: each flag one URL (or several)
+            values["server"] = tuple(url for flag in given for url in _coerce(name, flag, "--server"))
         elif given is not None:
             values[name] = _coerce(name, given, "--" + name.replace("_", "-"))
     if "host" not in values:
         values["host"] = socket.gethostname().lower()
+    if "server" in values:
+        values["server"], *more = values["server"]
+        values["failover"] = tuple(more)
     settings = AgentSettings(**values, once=args.once, config=Path(config) if config else None)
     return _check(replace(settings, host=settings.host.lower(), log_level=settings.log_level.lower()))
 

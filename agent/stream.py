@@ -26,7 +26,7 @@ import aiohttp
 from hostpulse.samples import DEFAULT_LIMITS, Limits
 
 from .collect import Collector
-from .settings import AgentSettings
+from .settings import AgentSettings, endpoint
 from .spool import Spool
 from .transport import HttpSender, Sender, WebSocketSender
 
@@ -126,9 +126,12 @@ async def status_loop(sender: Sender, spool: Spool) -> None:
 
 
 def make_sender(settings: AgentSettings, spool: Spool, session: aiohttp.ClientSession, wake: asyncio.Event) -> Sender:
+    """The transport's sender, over every service given (in order: it fails over between them)."""
     if settings.transport == "http":
-        return HttpSender(settings.ingest_url, settings.token, spool, session, wake)
-    return WebSocketSender(settings.ws_url, settings.token, spool, session, wake)
+        urls = [endpoint(server, "/ingest", websocket=False) for server in settings.servers]
+        return HttpSender(urls, settings.token, spool, session, wake)
+    urls = [endpoint(server, "/ws/agent", websocket=True) for server in settings.servers]
+    return WebSocketSender(urls, settings.token, spool, session, wake)
 
 
 async def flush(spool: Spool, timeout: float, sender: Sender | None = None) -> bool:  # noqa: ASYNC109 -- a deadline for the polling below
@@ -166,7 +169,7 @@ async def run(settings: AgentSettings, spool: Spool, on_ready: Callable[[], None
         settings.interval,
         len(collector.names),
         ", ".join(collector.names),
-        settings.ws_url if settings.transport == "ws" else settings.ingest_url,
+        " then ".join(settings.servers),
         spool.path,
         len(spool),
         spool.dropped,

@@ -18,6 +18,12 @@ The service's answer to a batch decides its fate:
   batches, say so once, and retry with a delay growing to :data:`REFUSED_CAP` (a token the
   operator adds or widens is seen by the service within 2 s, so the agent comes back by
   itself) until an acknowledgement ends it.
+
+Given several services (``--server`` repeated), a sender uses one at a time and, when its link
+fails, fails over to the next at once; only after every one failed in a row does it wait its
+backoff. Batches not acknowledged go again to the next service: nodes on one shared store
+store each ``(host, run, seq)`` once, so a batch re-sent after a failover is acknowledged and
+stored once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -97,14 +104,16 @@ class Sender:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str,
         spool: Spool,
         session: aiohttp.ClientSession,
         wake: asyncio.Event,
         backoff: Backoff | None = None,
     ) -> None:
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)  # in the order they are tried
+        self.url = self.urls[0]  # the one in use
+        self._failed_in_a_row = 0  # services that failed since the last ack or backoff wait
         self.spool = spool
         self.session = session
         self.wake = wake  # set when there is something new to send
@@ -140,7 +149,20 @@ class Sender:
                 self.backoff.reset()
             what = "disconnected from" if self.connected else "could not connect to"
             self.connected = False
-            if refused is not None:
+            failed, next_now = self.url, self._fail_over()
+            if next_now:  # another service not yet tried in this round: at once
+                told = refused is not None and refused.kind == self.refusing  # a refusal is said once
+                log.log(
+                    logging.DEBUG if told else logging.WARNING,
+                    "%s %s: %s; failing over to %s (%s)",
+                    what,
+                    failed,
+                    reason,
+                    self.url,
+                    self.backlog(),
+                )
+                delay = 0.0
+            elif refused is not None:
                 delay = self.refused_backoff.next()
                 if self._flushing:
                     delay = min(delay, 0.25)
@@ -149,19 +171,21 @@ class Sender:
                         "%s %s: %s; keeping the batches and retrying with a delay growing up to %g s, "
                         "said once until it changes (%s)",
                         what,
-                        self.url,
+                        failed,
                         reason,
                         REFUSED_CAP,
                         self.backlog(),
                     )
                 else:
-                    log.debug("still refused by %s: %s; retrying in %.1f s", self.url, reason, delay)
+                    log.debug("still refused by %s: %s; retrying in %.1f s", failed, reason, delay)
                 self.refusing = refused.kind
             else:
                 delay = self.backoff.next()
                 if self._flushing:  # the agent is about to exit: short, steady retries
                     delay = min(delay, 0.25)
-                log.warning("%s %s: %s; retrying in %.1f s (%s)", what, self.url, reason, delay, self.backlog())
+                log.warning(
+                    "%s %s: %s; retrying %s in %.1f s (%s)", what, failed, reason, self.url, delay, self.backlog()
+                )
             # Not asyncio.wait_for: on 3.11 it swallows a cancel that comes as the event is
             # set (the agent then kept retrying after SIGTERM instead of stopping).
             try:
@@ -170,6 +194,16 @@ class Sender:
             except TimeoutError:
                 pass
             self._interrupt.clear()
+
+    def _fail_over(self) -> bool:
+        """Move to the next service; whether to try it at once (one not yet tried since the
+        last ack or wait), else the caller waits its backoff first."""
+        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+        self._failed_in_a_row += 1
+        if self._failed_in_a_row < len(self.urls):
+            return True
+        self._failed_in_a_row = 0
+        return False
 
     def retry_now(self) -> None:
         """The agent is flushing before it exits: end the current backoff wait and keep
@@ -195,6 +229,7 @@ class Sender:
                 raise Disconnect(f"malformed acknowledgement {answer!r}")
             self.acked += 1
             self.backoff.reset()
+            self._failed_in_a_row = 0
             if self.refusing is not None:
                 log.info("the service accepts batches again")
                 self.refusing = None

@@ -8,6 +8,8 @@ and says it in one line. ``hostpulse serve`` then binds the port itself, without
 refused instead of sharing its connections.
 
 Tokens added or revoked here reach a running service within 2 s (``hostpulse.reload``).
+With a PostgreSQL store (``[store] url``) tokens and the allow-list are the database's
+(``hostpulse.tokens_store``): these commands write there, and every node follows.
 """
 
 from __future__ import annotations
@@ -16,18 +18,24 @@ import argparse
 import errno
 import json
 import logging
+import math
 import os
 import re
 import socket
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hostpulse import settings as settings_module
 from hostpulse.config_file import save
-from hostpulse.settings import Settings, SettingsError, Token, host_patterns
+from hostpulse.settings import Settings, SettingsError, Token, host_patterns, store_engine
 from hostpulse.tokens import ROLES, hash_token, new_token
+
+if TYPE_CHECKING:  # the series store needs the server's packages (numpy): imported when used
+    from hostpulse.series import SeriesStore
 
 
 class CannotStart(Exception):
@@ -148,7 +156,13 @@ def init(args: argparse.Namespace) -> int:
     if args.bind:
         bind_socket(args.bind).close()
     check_instance(settings)
+    postgres = store_engine(settings.store.url) == "postgresql"
+    if postgres:  # SQLite makes its tables when opened
+        _migrate(settings)
+    _prepare_series(settings)
     path = settings_module.config_path(settings.instance)
+    if postgres:
+        return _init_postgres(settings, path, url)
     if path.exists():
         print(f"hostpulse: using {path}")
         if args.url:
@@ -174,6 +188,95 @@ def init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_postgres(settings: Settings, path: Path, url: str) -> int:
+    """The shared database holds the tokens: issued by the first node's ``init`` (printed
+    once), found by the others'; the allow-list copied from this config when it has none."""
+    from hostpulse import tokens_store
+
+    store = settings.store.url
+    if not tokens_store.commands_set(store):
+        tokens_store.set_commands(store, settings.commands)
+    if not path.exists():
+        kept, settings.tokens = settings.tokens, ()
+        save(settings, path)  # [store] and the rest; the tokens are the database's
+        settings.tokens = kept
+        print(f"hostpulse: wrote {path} (mode 0600)")
+    if tokens_store.tokens(store):
+        print("hostpulse: using the tokens of the PostgreSQL store (hostpulse tokens lists them)")
+        print(f"hostpulse: serving on {url}")
+        return 0
+    issued = {}
+    for role in ("admin", "viewer", "agent"):
+        token = new_token()
+        hosts = _local_host() if role == "agent" else ("*",)
+        tokens_store.add_token(store, Token(hash_token(token), role, f"{role}@localhost", 0, (role,), hosts))
+        issued[role] = token
+    settings.scripts.mkdir(parents=True, exist_ok=True)
+    _write_private(
+        settings.instance / "agent.toml",
+        f'# the local agent started by make run\nserver = {json.dumps(url)}\ntoken = "{issued["agent"]}"\n'
+        'spool = "agent-spool"\ninterval = 5\n',
+    )
+    print("hostpulse: stored new tokens in the PostgreSQL store; they are shown this once:")
+    for role, token in issued.items():
+        print(f"  {role:<6} {token}")
+    print(f"hostpulse: serving on {url}")
+    return 0
+
+
+def _postgres_url(settings: Settings) -> str | None:
+    """The store's URL when tokens live there (PostgreSQL), else None (the config file)."""
+    return settings.store.url if store_engine(settings.store.url) == "postgresql" else None
+
+
+def _migrate(settings: Settings) -> tuple[int, int]:
+    """The store's schema created or brought up to date; :class:`CannotStart` in one line if not."""
+    from hostpulse.store import StoreError
+    from hostpulse.store_url import migrate_store
+
+    try:
+        return migrate_store(settings)
+    except StoreError as exc:
+        raise CannotStart(f"hostpulse: {exc}") from None
+
+
+def _open_series(settings: Settings, migrate_limit: float | None = None) -> SeriesStore:
+    """The series store (a file from before the tiers is converted, or refused in one line
+    when too large to convert at startup: ``migrate`` converts any size)."""
+    from hostpulse.series import OldStoreError, SeriesStore
+    from hostpulse.series.schema import MIGRATE_LIMIT
+
+    try:
+        return SeriesStore.from_settings(settings, MIGRATE_LIMIT if migrate_limit is None else migrate_limit)
+    except OldStoreError as exc:
+        raise CannotStart(f"hostpulse: {exc}") from None
+
+
+def _prepare_series(settings: Settings) -> None:
+    """Open the series store once, here, before the workers do: a small file from before the
+    tiers is converted by one process, a large one refused in one line. Skipped on the base
+    install (a monitored host managing tokens has no server packages)."""
+    try:
+        import numpy  # noqa: F401 -- the series store's dependency, in the [server] extra
+    except ImportError:
+        return
+    _open_series(settings).close()
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Bring the store ``[store] url`` names up to date (each node's, or the shared database),
+    and the series store to compressed tiers, whatever its size."""
+    settings = settings_module.load(args.instance)
+    before, after = _migrate(settings)  # first: on PostgreSQL it makes the series tables too
+    _open_series(settings, math.inf).close()
+    engine = store_engine(settings.store.url)
+    if before == after:
+        print(f"hostpulse: the {engine} store's schema is up to date (version {after})")
+    else:
+        print(f"hostpulse: migrated the {engine} store's schema from version {before} to {after}")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Bind ``--bind`` here (no ``SO_REUSEPORT``), then become the server with ``--bind fd://N``."""
     command = [a for a in args.command if a != "--"]
@@ -195,6 +298,18 @@ def add(args: argparse.Namespace) -> int:
         hosts = host_patterns([args.username], "the username (or give --host)")
     else:
         hosts = ("*",)
+    store = _postgres_url(settings)
+    if store is not None:
+        from hostpulse import tokens_store
+
+        token = new_token()
+        made = Token(
+            hash_token(token), args.username, args.email or f"{args.username}@localhost", 0, tuple(args.role), hosts
+        )
+        if tokens_store.add_token(store, made) is None:
+            raise SystemExit(f"hostpulse: a token for {args.username!r} exists; revoke it first")
+        print(token)
+        return 0
     token = _issue(settings, args.username, tuple(args.role), args.email, hosts)
     save(settings)
     print(token)
@@ -203,6 +318,15 @@ def add(args: argparse.Namespace) -> int:
 
 def revoke(args: argparse.Namespace) -> int:
     settings = settings_module.load(args.instance)
+    store = _postgres_url(settings)
+    if store is not None:
+        from hostpulse import tokens_store
+
+        if not tokens_store.revoke_token(store, args.username):
+            print(f"hostpulse: no token for {args.username!r}", file=sys.stderr)
+            return 1
+        print(f"hostpulse: revoked the token of {args.username!r}")
+        return 0
     kept = tuple(t for t in settings.tokens if t.username != args.username)
     if len(kept) == len(settings.tokens):
         print(f"hostpulse: no token for {args.username!r}", file=sys.stderr)
@@ -213,9 +337,73 @@ def revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def hosts(args: argparse.Namespace) -> int:
+    """Every host the series store knows: last seen, series and raw samples kept."""
+    store = _open_series(settings_module.load(args.instance))
+    try:
+        found = store.host_summaries()
+    finally:
+        store.close()
+    if not found:
+        print("hostpulse: no hosts yet")
+    for h in found:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.last_seen))
+        print(f"{h.host:<32} last seen {seen}  {h.series:>6} series  {h.samples:>12} samples")
+    return 0
+
+
+def host_delete(args: argparse.Namespace) -> int:
+    """Forget a host: all its series, samples, aggregates and batches."""
+    store = _open_series(settings_module.load(args.instance))
+    try:
+        deleted = store.delete_host(args.name.lower())
+    finally:
+        store.close()
+    if not deleted:
+        print(f"hostpulse: no host {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"hostpulse: deleted host {args.name!r} and all its series")
+    return 0
+
+
 def list_tokens(args: argparse.Namespace) -> int:
-    for t in settings_module.load(args.instance).tokens:
+    settings = settings_module.load(args.instance)
+    store = _postgres_url(settings)
+    if store is not None:
+        from hostpulse import tokens_store
+
+        settings.tokens = tokens_store.tokens(store)
+    for t in settings.tokens:
         print(f"{t.username:<16} {','.join(t.roles):<14} {t.email:<24} hosts {','.join(t.hosts)}")
+    return 0
+
+
+def list_commands(args: argparse.Namespace) -> int:
+    """The allow-list in force: the PostgreSQL store's, else the config file's."""
+    settings = settings_module.load(args.instance)
+    store = _postgres_url(settings)
+    if store is not None:
+        from hostpulse import tokens_store
+        from hostpulse.store_pg import connect
+
+        with connect(store) as conn:
+            settings.commands = tokens_store.load(conn)[2]
+    for c in settings.commands:
+        print(" ".join([c.program, *c.args]))
+    return 0
+
+
+def set_commands(args: argparse.Namespace) -> int:
+    """PostgreSQL: the config file's ``[[commands]]`` (or the default list) become the
+    store's allow-list, on every node within 2 s."""
+    settings = settings_module.load(args.instance)
+    store = _postgres_url(settings)
+    if store is None:
+        raise CannotStart("hostpulse: commands-set is for a PostgreSQL store; with SQLite edit [[commands]]")
+    from hostpulse import tokens_store
+
+    tokens_store.set_commands(store, settings.commands)
+    print(f"hostpulse: the store's allow-list is now {len(settings.commands)} commands")
     return 0
 
 
@@ -231,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--bind", metavar="HOST:PORT", help="refuse (one line, exit 1) if this port is in use")
     p.set_defaults(run=init)
+    p = commands.add_parser("migrate", help="create the store's tables or bring them up to date ([store] url)")
+    p.set_defaults(run=migrate)
     p = commands.add_parser("serve", help="bind HOST:PORT (no SO_REUSEPORT), then run the server on it")
     p.add_argument("--bind", metavar="HOST:PORT", required=True)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the server, e.g. hypercorn --config ...")
@@ -252,6 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=revoke)
     p = commands.add_parser("tokens", help="list who holds a token (hashes only are kept)")
     p.set_defaults(run=list_tokens)
+    p = commands.add_parser("commands", help="list the allowed commands (the PostgreSQL store's, or the config's)")
+    p.set_defaults(run=list_commands)
+    p = commands.add_parser("commands-set", help="PostgreSQL: make the config's [[commands]] the store's allow-list")
+    p.set_defaults(run=set_commands)
+    p = commands.add_parser("hosts", help="list the hosts of the series store, with their series and samples")
+    p.set_defaults(run=hosts)
+    p = commands.add_parser("host-delete", help="delete a host and all its series")
+    p.add_argument("name")
+    p.set_defaults(run=host_delete)
     args = parser.parse_args(argv)
     logger = logging.getLogger("hostpulse")
     if not logger.handlers:  # settings warnings (an unknown HOSTPULSE_* variable): one line each

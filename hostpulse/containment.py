@@ -302,7 +302,7 @@ class Tree:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._guard: subprocess.Popen[bytes] | None = None
-        self._jobs: dict[str, tuple[str, str]] = {}  # key -> (job id, store path), told to the guard
+        self._jobs: dict[str, tuple[str, str]] = {}  # key -> (job id, store location), told to the guard
 
     # the guard ------------------------------------------------------------------------
 
@@ -348,8 +348,12 @@ class Tree:
 
     # jobs -------------------------------------------------------------------------------
 
-    def spawn(self, job_id: str, argv: Sequence[str], cwd: Path, store: Path) -> tuple[str, subprocess.Popen[bytes]]:
-        """Start a job's leader inside; the guard knows of the job before it runs."""
+    def spawn(
+        self, job_id: str, argv: Sequence[str], cwd: Path, store: Path | str
+    ) -> tuple[str, subprocess.Popen[bytes]]:
+        """Start a job's leader inside; the guard knows of the job before it runs. ``store``:
+        where the guard records it killed (``Store.location``: the SQLite file, or the
+        PostgreSQL URL, which goes through the guard's pipe, never its command line)."""
         key = f"{next(self._seq)}-{job_id}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", MARK: f"{self.owner_path()}/{key}"}
         with self._lock:
@@ -636,11 +640,15 @@ def guard(mode: str, owner: str) -> int:
     if not jobs:
         return 0
     logging.basicConfig(format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, level=logging.INFO, stream=sys.stderr)
-    from hostpulse.store import Store
+    from hostpulse.store_url import open_location
 
     for job_id, store in jobs.values():
         try:
-            Store(Path(store)).finish_job(job_id, KILLED)
+            opened = open_location(store)
+            try:
+                opened.finish_job(job_id, KILLED)
+            finally:
+                opened.close()
         except Exception as exc:  # one store unwritable: the others still recorded
             log.error("jobs: job %s was killed, but its end could not be recorded: %s", job_id, exc)
     log.warning(

@@ -14,6 +14,11 @@ seconds and answers every call in between from it. A check writes nothing:
 
 While one check runs, other calls answer the previous result (at most ``MAX_AGE +
 LOCK_TIMEOUT`` old) rather than queue behind it.
+
+On PostgreSQL (``[store] url``, issue 16) :class:`PostgresHealth` checks the database every
+node writes, with no write either: the server is reachable and not a read-only standby, and
+the store's write lock (its advisory lock) is taken and released within ``LOCK_TIMEOUT``.
+:func:`health_of` picks the one ``[store] url`` names.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hostpulse.errorcodes import SERVICE_UNAVAILABLE
+from hostpulse.settings import Settings, store_engine
 
 MAX_AGE = 1.0  # seconds a check's result is reused
 LOCK_TIMEOUT = 2.0  # seconds a check waits for the write lock (a probe must answer soon)
@@ -119,3 +125,41 @@ class StoreHealth:
                 return False
         files = [folder, self.path] + [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
         return all(os.access(p, os.W_OK) for p in files if p == folder or p.exists())
+
+
+class PostgresHealth(StoreHealth):
+    """Whether the PostgreSQL store at ``url`` can be written, checked without writing it."""
+
+    def __init__(self, url: str, max_age: float = MAX_AGE, lock_timeout: float = LOCK_TIMEOUT) -> None:
+        super().__init__(Path("."), max_age, lock_timeout)
+        self.url = url
+        self._pg: Any = None  # psycopg.Connection, made at the first check
+
+    def _check(self) -> bool:
+        import psycopg
+
+        from hostpulse.store_pg import WRITE_LOCK
+
+        try:
+            if self._pg is None or self._pg.closed or self._pg.broken:
+                self._pg = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(self.lock_timeout)))
+            with self._pg.transaction(force_rollback=True):
+                self._pg.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
+                self._pg.execute(f"SET LOCAL statement_timeout = {int(self.lock_timeout * 1000)}")
+                row = self._pg.execute("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'")
+                if row.fetchone()[0]:  # a standby, or a read-only database
+                    return False
+                self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            return True
+        except psycopg.Error:
+            if self._pg is not None:
+                self._pg.close()
+                self._pg = None
+            return False
+
+
+def health_of(settings: Settings) -> StoreHealth:
+    """The health check of the store ``[store] url`` names."""
+    if store_engine(settings.store.url) == "postgresql":
+        return PostgresHealth(settings.store.url)
+    return StoreHealth(settings.db_path)

@@ -12,16 +12,18 @@ import logging
 
 from hostpulse.settings import Settings
 from hostpulse.store import Store
+from hostpulse.store_url import open_store
 from hostpulse.uploads import sweep_parts
 
 log = logging.getLogger("hostpulse")
 
 
 def open_instance(settings: Settings) -> Store:
-    """Make the instance, uploads and scripts folders, sweep dead part files, open the store."""
+    """Make the instance, uploads and scripts folders, sweep dead part files, open the store
+    ``[store] url`` names (``hostpulse.store_url.open_store``)."""
     for folder in (settings.instance, settings.uploads, settings.scripts):
         folder.mkdir(parents=True, exist_ok=True)
     removed = sweep_parts(settings.uploads)
     if removed:
         log.warning("uploads: removed %d part file(s) of uploads cut short: %s", len(removed), ", ".join(removed))
-    return Store(settings.db_path, settings.store.legacy_retention)
+    return open_store(settings)

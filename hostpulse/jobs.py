@@ -170,7 +170,7 @@ def spawn(settings: Settings, store: Store, job_id: str, argv: list[str]) -> Job
     """The job's leader, in the jobs' folder, contained; stdout and stderr on one pipe, and
     Python children unbuffered so lines come as printed."""
     tree = containment.tree(settings.jobs.containment)
-    key, proc = tree.spawn(job_id, argv, settings.scripts, store.path)
+    key, proc = tree.spawn(job_id, argv, settings.scripts, store.location)
     return Job(job_id, key, proc, tree)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import tomllib
@@ -58,12 +59,56 @@ class Jobs:
 @dataclass
 class Store:
     path: str = "hostpulse.sqlite3"
-    retention: float = 30 * 24 * 3600.0
+    # Where the service store lives (issue 16): "" or sqlite:///<path> (relative to the
+    # instance folder; sqlite:////abs for an absolute one) for the embedded SQLite file,
+    # postgresql://user@host:port/db for PostgreSQL shared by several nodes.
+    url: str = ""
+    # Seconds each tier of the series store keeps (hostpulse/series/tiers.py): raw samples,
+    # 5-minute aggregates, hourly aggregates (0: forever). A sample older than the longest
+    # is refused.
+    retention: float = 7 * 24 * 3600.0
+    retention_medium: float = 90 * 24 * 3600.0
+    retention_hourly: float = 730 * 24 * 3600.0
     max_skew: float = 300.0  # seconds a sample's ts may be ahead of the service's clock
     # 0 turns each of these off (kept forever, no cap):
     legacy_retention: float = 30 * 24 * 3600.0  # seconds legacy POST / bodies are kept
     max_series_per_host: int = 10_000  # series (names with a latest value) one host may have
     max_series: int = 1_000_000  # series of all hosts together
+
+    @property
+    def longest_retention(self) -> float:
+        """Seconds the longest-kept tier keeps (``math.inf``: one keeps forever)."""
+        kept = (self.retention, self.retention_medium, self.retention_hourly)
+        return math.inf if 0 in kept else max(kept)
+
+    def __post_init__(self) -> None:
+        store_engine(self.url)  # a bad URL is refused where the settings are made: init, start
+
+
+STORE_URL_HELP = (
+    "use sqlite:///<path> (or nothing) for the embedded store, postgresql://user@host:port/db for PostgreSQL"
+)
+
+
+def store_engine(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"``, the engine ``[store] url`` names; :class:`SettingsError`
+    in one line for a URL that names neither (never echoing it: it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return "sqlite"
+    scheme = url.partition(":")[0].lower()
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or not url[len("sqlite:///") :]:
+            raise SettingsError(f"[store] url: a SQLite URL is sqlite:///<path>, got {url!r}")
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        try:
+            urlsplit(url).port  # noqa: B018 -- parsed for its errors: a bad port raises
+        except ValueError as exc:
+            raise SettingsError(f"[store] url: not a PostgreSQL URL ({exc}); {STORE_URL_HELP}") from None
+        return "postgresql"
+    raise SettingsError(f"[store] url: unknown scheme {scheme!r}; {STORE_URL_HELP}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +152,17 @@ class ConfigSource:
     checked: float = 0.0  # time.monotonic() of the last look at the file
 
 
+@dataclass
+class StoreSource:
+    """Tokens and commands of the PostgreSQL store (issue 16: ``hostpulse.tokens_store``):
+    its URL and the ``config_version`` they were read at; followed by ``hostpulse.reload``."""
+
+    url: str
+    version: int
+    poller: Any = None  # the thread that polls the version, in the process that started it
+    pid: int = 0
+
+
 def file_stamp(path: Path) -> tuple[int, ...] | None:
     """What changes whenever the file does (a new inode when replaced, else size and times)."""
     try:
@@ -127,9 +183,14 @@ class Settings:
     # The config file tokens and commands came from, to read them again when it changes
     # (hostpulse.reload); None for settings made in code.
     source: ConfigSource | None = field(default=None, compare=False, repr=False)
+    # On PostgreSQL, where tokens and commands come from instead of the file (issue 16).
+    store_source: StoreSource | None = field(default=None, compare=False, repr=False)
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file: ``[store] url`` when it is a ``sqlite:///`` one, else ``[store] path``."""
+        if self.store.url.lower().startswith("sqlite:///"):
+            return self.instance / self.store.url[len("sqlite:///") :]  # an absolute path stays one
         return self.instance / self.store.path
 
     @property

@@ -1,8 +1,16 @@
-"""The embedded SQLite store for jobs and legacy posts, shared by every worker process.
+"""The service store (jobs, legacy posts, the health probe), shared by every worker process
+and, on PostgreSQL, by every node.
 
 Jobs live here rather than in a worker's memory, so that ``poll`` answers correctly
-whichever Hypercorn worker receives it. Methods are synchronous; the async port calls
-them in a worker thread. Each thread keeps its own connection.
+whichever Hypercorn worker (or node) receives it. Methods are synchronous; the async port
+calls them in a worker thread. Each thread keeps its own connection.
+
+:class:`Store` is the interface and its logic, written once, on the embedded SQLite file
+(the default engine); :class:`hostpulse.store_pg.PostgresStore` runs the same logic on
+PostgreSQL, replacing only the engine: connections, transactions, the schema and its
+migrations. :func:`hostpulse.store_url.open_store` picks one from ``[store] url``. The SQL
+both run is the subset the two engines share (``?`` placeholders, turned into ``%s`` for
+psycopg; ``ON CONFLICT`` upserts; ``RETURNING``).
 
 Legacy posts are kept ``legacy_retention`` seconds (``[store] legacy_retention``): older
 ones are deleted when the store opens and with each new post, so both apps, which share
@@ -16,9 +24,10 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hostpulse import sqlite
 from hostpulse.settings import Store as StoreSettings
@@ -53,6 +62,10 @@ CREATE TABLE IF NOT EXISTS health (
     at REAL NOT NULL
 );
 """
+# The version both engines' schemas are at: PostgreSQL's migrations (hostpulse/store_pg.py)
+# record it; 2 and 3 added the series tables, tokens and the allow-list there (SQLite keeps
+# the series in its file from hostpulse/series/schema.py, tokens in config.toml).
+SCHEMA_VERSION = 3
 
 # A job still "running" this long after its deadline lost its worker (killed, crashed):
 # the worker that owned it would have killed it at the deadline and recorded the end.
@@ -64,27 +77,53 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written."""
 
 
+class Db(Protocol):
+    """What the shared logic needs of a connection: sqlite3's, or psycopg's behind an adapter."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+
+
 class Store:
+    """The service store on the embedded SQLite file, and the interface every engine has."""
+
+    engine = "sqlite"
+
     def __init__(self, path: Path, legacy_retention: float = StoreSettings.legacy_retention) -> None:
         """``legacy_retention``: seconds a legacy post is kept (0 or ``math.inf``: forever)."""
         self.path = Path(path)
         self.legacy_retention = legacy_retention if legacy_retention > 0 else math.inf
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connect().executescript(SCHEMA)
+        self._open()
         if not math.isinf(self.legacy_retention):
             with self.transaction() as db:
                 self._expire_legacy_posts(db, time.time())
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open(self) -> None:
+        """Make the schema (SQLite: at every open, idempotent, as the file may be new)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sqlite().executescript(SCHEMA)
+
+    def _connect(self) -> Db:
+        return self._sqlite()
+
+    def _sqlite(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite.connect(self.path)
             self._local.db = db
         return db
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.immediate(self._connect())
+    @property
+    def location(self) -> str:
+        """Where the store is, for a process that opens it again (the jobs' guard):
+        :func:`hostpulse.store_url.open_location` takes it."""
+        return str(self.path)
+
+    def transaction(self) -> AbstractContextManager[Db]:
+        """A write transaction holding the store's write lock: check-then-write is atomic."""
+        return sqlite.immediate(self._sqlite())
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -97,11 +136,11 @@ class Store:
     def check_writable(self, timeout_ms: int = 2000) -> bool:
         """A real write, waiting at most ``timeout_ms`` for the lock: a probe must answer soon."""
         try:
-            db = self._connect()
+            db = self._sqlite()
             db.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
             try:
                 with self.transaction():
-                    db.execute("INSERT OR REPLACE INTO health (key, at) VALUES ('probe', ?)", (time.time(),))
+                    self._probe(db)
             finally:
                 db.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
         except sqlite3.Error:
@@ -109,9 +148,16 @@ class Store:
             return False
         return True
 
+    @staticmethod
+    def _probe(db: Db) -> None:
+        db.execute(
+            "INSERT INTO health (key, at) VALUES ('probe', ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at",
+            (time.time(),),
+        )
+
     # legacy posts (seed 000) ----------------------------------------------------------
 
-    def _expire_legacy_posts(self, db: sqlite3.Connection, now: float) -> None:
+    def _expire_legacy_posts(self, db: Db, now: float) -> None:
         if not math.isinf(self.legacy_retention):
             db.execute("DELETE FROM legacy_posts WHERE received < ?", (now - self.legacy_retention,))
 
@@ -120,11 +166,11 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             self._expire_legacy_posts(db, now)
-            cur = db.execute(
-                "INSERT INTO legacy_posts (username, received, body) VALUES (?, ?, ?)",
+            (post_id,) = db.execute(
+                "INSERT INTO legacy_posts (username, received, body) VALUES (?, ?, ?) RETURNING id",
                 (username, now, body),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(post_id)
 
     def legacy_posts(self) -> list[dict[str, Any]]:
         rows = self._connect().execute("SELECT id, username, received, body FROM legacy_posts ORDER BY id")
@@ -132,7 +178,7 @@ class Store:
 
     # jobs (seed 004) ------------------------------------------------------------------
 
-    def _reap_orphans(self, db: sqlite3.Connection, now: float) -> None:
+    def _reap_orphans(self, db: Db, now: float) -> None:
         db.execute(
             "UPDATE jobs SET status = 'finished', returncode = ?, finished = ? "
             "WHERE status = 'running' AND deadline + ? < ?",
@@ -149,8 +195,10 @@ class Store:
             if running >= limit or (same and same[0] == "running"):
                 return False
             db.execute("DELETE FROM job_lines WHERE job_id = ?", (job_id,))
-            db.execute(
-                "INSERT OR REPLACE INTO jobs (id, argv, status, started, deadline) VALUES (?, ?, 'running', ?, ?)",
+            db.execute(  # a finished job of the same id starts afresh: every column reset
+                "INSERT INTO jobs (id, argv, status, started, deadline) VALUES (?, ?, 'running', ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET argv = excluded.argv, status = 'running', returncode = NULL, "
+                "started = excluded.started, deadline = excluded.deadline, finished = NULL, next_line = 0, polled = 0",
                 (job_id, json.dumps(argv), now, now + timeout),
             )
         return True
