@@ -12,7 +12,7 @@ from quart import Quart
 
 from hostpulse.settings import Settings, for_app
 
-from . import access_log, interceptors, logs, loop_probe, protocol
+from . import access_log, interceptors, live, logs, loop_probe, protocol
 from .requests import BoundedHTTPConnection, BoundedRequest
 from .resources import open_resources
 from .views import api, dashboard, data, demo, examples, health, metrics, pages
@@ -29,6 +29,7 @@ def create_app(instance_path: str | os.PathLike[str] | None = None, *, settings:
     # Quart's own body limit misses a chunked body read in parts and ignores a per-request
     # limit (README, "Flask vs Quart: what the port pins"): app/requests.py counts the bytes.
     app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None, SEND_FILE_MAX_AGE_DEFAULT=None)
+    live.install(app)  # the dashboard's feed; first, so its poller stops before the store closes
     open_resources(app, settings)  # closed when serving stops
     interceptors.register(app)
     protocol.install(app)  # framing, body timeout, connections per token (after authentication)

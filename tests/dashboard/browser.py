@@ -48,6 +48,7 @@ class Browser:
         self.ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.reader: asyncio.Task[None] | None = None
+        self.events: list[dict[str, Any]] = []  # DevTools events (Network.* once enabled), in order
 
     async def start(self, within: float = 30.0) -> Browser:
         self.proc = self._launch()
@@ -106,6 +107,9 @@ class Browser:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             data = json.loads(msg.data)
+            if "method" in data:
+                self.events.append(data)
+                continue
             future = self.pending.pop(data.get("id", -1), None)
             if future is not None and not future.done():
                 future.set_result(data)
@@ -153,8 +157,13 @@ class Browser:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{what}: not within {within} s (last: {last!r})")
 
-    async def screenshot(self, path: Path) -> Path:
-        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    async def hover(self, x: float, y: float) -> None:
+        """The mouse moved to (x, y), CSS pixels of the viewport."""
+        await self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+
+    async def screenshot(self, path: Path, whole: bool = True) -> Path:
+        """The page as a PNG: all of it, or with ``whole=False`` the window's view."""
+        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=whole)
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         return path
 

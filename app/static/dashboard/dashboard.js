@@ -1,177 +1,142 @@
-// hostpulse dashboard (issue 14, first slice): our own small script, no framework, no build.
-// The token stays in this tab's sessionStorage and goes out only as "Authorization: Bearer".
+// hostpulse dashboard: what both pages share (login, API reads, the live feed, units).
+// Our own small script, no framework, no build. The token stays in this tab's
+// sessionStorage and goes out only as "Authorization: Bearer" and as the live feed's first
+// message; never in a URL.
 "use strict";
-(function () {
+window.hostpulse = (function () {
   const KEY = "hostpulse.token";
-  const REFRESH_MS = 1000;  // a new batch shows within 2 s of its ack (polling until /ws/live)
-  // The agent's default interval is 10 s: stale after three intervals, down after ten.
-  const STALE_AFTER = 30, DOWN_AFTER = 100;
-  const ORDER = { up: 0, stale: 1, down: 2 };
+  const REFUSED = "The token was refused: check it and log in again.";
+  const FORBIDDEN = "This token may not read hosts: use a viewer or admin token.";
   const $ = (sel) => document.querySelector(sel);
-  let timer = null;
+  const hp = { $, timing: {}, clockOffset: 0, onLogin: null, onLogout: null };
+  let socket = null, retry = null;
 
-  function showError(text) { $("#error").textContent = text; }
+  hp.token = () => sessionStorage.getItem(KEY);
+  hp.showError = (text) => { $("#error").textContent = text; };
+  hp.now = () => Date.now() / 1000 + hp.clockOffset;  // the service's clock, as last_seen is
 
-  function loggedOut(message) {
+  hp.loggedOut = function (message) {
     sessionStorage.removeItem(KEY);
-    if (timer !== null) { clearTimeout(timer); timer = null; }
+    hp.closeLive();
     $("#content").hidden = true;
     $("#logout").hidden = true;
     $("#login").hidden = false;
-    showError(message || "");
+    hp.showError(message || "");
+    if (hp.onLogout) hp.onLogout();
+  };
+
+  function refused(status) {
+    hp.loggedOut(status === 403 ? FORBIDDEN : REFUSED);
+    throw new Error("unauthorized");
   }
 
-  async function api(path) {
-    const token = sessionStorage.getItem(KEY);
-    const resp = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
-    if (resp.status === 401 || resp.status === 403) {
-      loggedOut(resp.status === 401 ? "The token was refused: check it and log in again."
-                                    : "This token may not read hosts: use a viewer or admin token.");
-      throw new Error("unauthorized");
-    }
+  hp.api = async function (path) {
+    const resp = await fetch(path, { headers: { Authorization: "Bearer " + hp.token() }, cache: "no-store" });
+    if (resp.status === 401 || resp.status === 403) refused(resp.status);
     if (!resp.ok) throw new Error(path + ": HTTP " + resp.status);
     return resp.json();
+  };
+
+  // One point series ({points, rate}) of GET /hosts/<host>/series as [[ts], [value]].
+  // rate=1 asks the service for a counter's per-second rate; an answer that does not say
+  // "rate": true and still climbs like a counter is derived here (a service before rate=1).
+  hp.series = async function (host, name, since, step, rate) {
+    const query = new URLSearchParams({ name: name, since: String(Math.floor(since)), step: String(step) });
+    if (rate) query.set("rate", "1");
+    const body = await hp.api("/hosts/" + encodeURIComponent(host) + "/series?" + query);
+    let points = body.points;
+    if (rate && body.rate !== true && looksLikeCounter(points)) points = derive(points);
+    return [points.map((p) => p[0]), points.map((p) => p[1])];
+  };
+  function looksLikeCounter(points) {
+    let falls = 0;
+    for (let i = 1; i < points.length; i++) if (points[i][1] < points[i - 1][1]) falls++;
+    return points.length > 1 && falls <= 1;  // a reset at most
+  }
+  function derive(points) {
+    const out = [];
+    for (let i = 1; i < points.length; i++) {
+      const dt = points[i][0] - points[i - 1][0], dv = points[i][1] - points[i - 1][1];
+      if (dt > 0 && dv >= 0) out.push([points[i][0], dv / dt]);
+    }
+    return out;
   }
 
-  function stateOf(h, now) {
-    if (h.state) return h.state;
-    const age = now - h.last_seen;
-    return age > DOWN_AFTER ? "down" : age > STALE_AFTER ? "stale" : "up";
-  }
+  // The live feed: {"token"} first, then {"type": "hosts", "now", "hosts": [...]} messages.
+  hp.openLive = function (first, onHosts) {
+    hp.closeLive();
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/live");
+    socket = ws;
+    ws.onopen = () => ws.send(JSON.stringify(Object.assign({ token: hp.token() }, first)));
+    ws.onmessage = (event) => {
+      const msg = JSON.parse(event.data);
+      if (msg.error) {
+        hp.loggedOut(msg.error === "forbidden" ? FORBIDDEN : msg.error === "unauthorized" ? REFUSED : msg.message);
+      } else if (msg.type === "hello") {
+        hp.showError("");
+      } else if (msg.type === "hosts") {
+        hp.clockOffset = msg.now - Date.now() / 1000;
+        onHosts(msg.hosts);
+      }
+    };
+    ws.onclose = () => {
+      if (socket !== ws) return;  // closed on purpose
+      socket = null;
+      hp.showError("The live feed was lost; reconnecting.");
+      retry = setTimeout(() => hp.openLive(first, onHosts), 2000);
+    };
+  };
+  hp.closeLive = function () {
+    if (retry !== null) { clearTimeout(retry); retry = null; }
+    if (socket !== null) { const ws = socket; socket = null; ws.close(); }
+  };
 
-  function percent(v) { return v === undefined ? "–" : v.toFixed(1) + " %"; }
-  function bytes(v) {
-    if (v === undefined) return "–";
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  // Units a person reads.
+  hp.percent = (v) => v === undefined || v === null ? "–" : v.toFixed(1) + " %";
+  hp.bytes = function (v, suffix) {
+    if (v === undefined || v === null) return "–";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let i = 0;
     while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-    return v.toFixed(i ? 1 : 0) + " " + units[i];
-  }
-  function ago(seconds) {
+    return v.toFixed(i ? 1 : 0) + " " + units[i] + (suffix || "");
+  };
+  hp.rate = (v) => hp.bytes(v, "/s");
+  hp.ago = function (seconds) {
     seconds = Math.max(0, Math.round(seconds));
     if (seconds < 120) return seconds + " s ago";
     if (seconds < 7200) return Math.round(seconds / 60) + " min ago";
     if (seconds < 172800) return Math.round(seconds / 3600) + " h ago";
     return Math.round(seconds / 86400) + " d ago";
-  }
-  function fullestDisk(latest) {
+  };
+  hp.fullestDisk = function (latest) {
     let best;
     for (const [name, value] of Object.entries(latest)) {
       const m = /^disk_usage\.(.*)\.percent$/.exec(name);
-      if (m && (best === undefined || value > best.value)) best = { mount: m[1], value: value };
+      if (m && (best === undefined || value > best.value)) best = { mount: m[1], name: name, value: value };
     }
     return best;
-  }
-
-  function card(h, now) {
-    const l = h.latest || {};
-    const el = document.createElement("article");
-    el.className = "card";
-    el.dataset.host = h.host;
-    el.dataset.state = stateOf(h, now);
-    const title = document.createElement("h3");
-    const link = document.createElement("a");
-    link.href = "/dashboard/hosts/" + encodeURIComponent(h.host);
-    link.textContent = h.host;
-    const state = document.createElement("span");
-    state.className = "state";
-    state.textContent = el.dataset.state;
-    title.append(link, state);
-    const disk = fullestDisk(l);
-    const load = ["getloadavg.0", "getloadavg.1", "getloadavg.2"].map((k) => l[k]);
-    const rows = [
-      ["CPU", percent(l.cpu_percent)],
-      ["Memory", l["virtual_memory.used"] !== undefined
-        ? percent(l["virtual_memory.percent"]) + " (" + bytes(l["virtual_memory.used"]) + " of " + bytes(l["virtual_memory.total"]) + ")"
-        : percent(l["virtual_memory.percent"])],
-      ["Disk", disk ? percent(disk.value) + " " + disk.mount : "–"],
-      ["Load", load[0] === undefined ? "–" : load.map((v) => v === undefined ? "–" : v.toFixed(2)).join(" ")],
-      ["Seen", ago(now - h.last_seen)],
-    ];
-    const dl = document.createElement("dl");
-    for (const [k, v] of rows) {
-      const dt = document.createElement("dt"), dd = document.createElement("dd");
-      dt.textContent = k; dd.textContent = v;
-      dd.dataset.field = k.toLowerCase();
-      dl.append(dt, dd);
-    }
-    el.append(title, dl);
-    return el;
-  }
-
-  let lastHosts = [];
-  function renderOverview() {
-    const now = Date.now() / 1000;
-    const needle = $("#filter").value.trim().toLowerCase();
-    const shown = lastHosts
-      .filter((h) => h.host.toLowerCase().includes(needle))
-      .map((h) => [stateOf(h, now), h])
-      .sort((a, b) => (ORDER[a[0]] - ORDER[b[0]]) || (a[1].host < b[1].host ? -1 : a[1].host > b[1].host ? 1 : 0))
-      .map(([, h]) => card(h, now));
-    $("#hosts").replaceChildren(...shown);
-  }
-
-  async function refreshOverview() {
-    const body = await api("/hosts");
-    lastHosts = body.hosts;
-    renderOverview();
-  }
-
-  function hostName() {
-    return decodeURIComponent(location.pathname.replace(/^\/dashboard\/hosts\//, "").replace(/\/$/, ""));
-  }
-
-  async function refreshHost() {
-    const name = hostName();
-    $("#host-name").textContent = name;
-    const body = await api("/hosts");
-    const h = body.hosts.find((x) => x.host === name.toLowerCase());
-    const tbody = $("#series tbody");
-    if (!h) { showError("No batches from host " + name + " yet."); tbody.replaceChildren(); return; }
-    showError("");
-    const rows = Object.keys(h.latest).sort().map((series) => {
-      const tr = document.createElement("tr");
-      tr.dataset.series = series;
-      const a = document.createElement("td"), b = document.createElement("td");
-      a.textContent = series; b.textContent = String(h.latest[series]); b.className = "num";
-      tr.append(a, b);
-      return tr;
-    });
-    const seen = document.createElement("tr");
-    seen.innerHTML = "<td>last seen</td><td class=num></td>";
-    seen.lastChild.textContent = ago(Date.now() / 1000 - h.last_seen);
-    tbody.replaceChildren(seen, ...rows);
-  }
-
-  async function tick() {
-    timer = null;
-    try {
-      await (document.body.dataset.page === "host" ? refreshHost() : refreshOverview());
-    } catch (e) {
-      if (e.message === "unauthorized") return;  // logged out, the form shows why
-      showError("Could not reach the service: " + e.message);
-    }
-    if (sessionStorage.getItem(KEY)) timer = setTimeout(tick, REFRESH_MS);
-  }
+  };
+  hp.hostFromPath = () =>
+    decodeURIComponent(location.pathname.replace(/^\/dashboard\/hosts\//, "").replace(/\/$/, "")).toLowerCase();
 
   function loggedIn() {
     $("#login").hidden = true;
     $("#logout").hidden = false;
     $("#content").hidden = false;
-    showError("");
-    if (timer !== null) clearTimeout(timer);
-    tick();
+    hp.showError("");
+    if (hp.onLogin) hp.onLogin();
   }
 
-  $("#login").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const field = $("#login input[name=token]");
-    sessionStorage.setItem(KEY, field.value.trim());
-    field.value = "";
-    loggedIn();
-  });
-  $("#logout").addEventListener("click", () => loggedOut(""));
-  const filter = $("#filter");
-  if (filter) filter.addEventListener("input", renderOverview);
-  if (sessionStorage.getItem(KEY)) loggedIn(); else loggedOut("");
+  hp.start = function () {
+    $("#login").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const field = $("#login input[name=token]");
+      sessionStorage.setItem(KEY, field.value.trim());
+      field.value = "";
+      loggedIn();
+    });
+    $("#logout").addEventListener("click", () => hp.loggedOut(""));
+    if (hp.token()) loggedIn(); else hp.loggedOut("");
+  };
+  return hp;
 })();
