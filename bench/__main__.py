@@ -37,9 +37,12 @@ def auth(role: str) -> dict[str, str]:
 def load(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job in a separate load process."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.load", json.dumps(job)], cwd=ROOT, check=True, capture_output=True, text=True
+        [sys.executable, "-m", "bench.load", json.dumps(job)], cwd=ROOT, capture_output=True, text=True
     )
-    return json.loads(out.stdout)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.load {job['kind']} exited with {out.returncode}: {out.stderr.strip()[-1500:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 # --- wrk -----------------------------------------------------------------------------------
@@ -61,8 +64,10 @@ def wrk(url: str, connections: int, duration: float, headers: dict[str, str]) ->
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps, out
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "rps": float(rps.group(1)),
         "p50": _seconds(pct["50"]) if "50" in pct else None,
         "p99": _seconds(pct["99"]) if "99" in pct else None,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -89,13 +94,21 @@ def rate(server: Server, path: str, connections: int, duration: float, headers: 
 
 
 class Bench:
-    def __init__(self, servers: list[Server], quick: bool, workdir: Path, slow_clients: int | None = None) -> None:
+    def __init__(
+        self,
+        servers: list[Server],
+        quick: bool,
+        workdir: Path,
+        slow_clients: int | None = None,
+        agents: int | None = None,
+    ) -> None:
         self.servers = servers
         # the whole service: every workload but /json/dict (the bare Quart app has no other route)
         self.full = [s for s in servers if s.name not in BARE]
         self.quick = quick
         self.workdir = workdir
         self.slow_clients = slow_clients or (20 if quick else 100)
+        self.agents_count = agents or (200 if quick else 1000)
         self.stored: dict[str, str] = {}
         self.samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.extra: dict[str, Any] = {}
@@ -150,59 +163,107 @@ class Bench:
         for base, results in out["results"].items():
             self.record("exec-poll", bases[base], _round_of(results))
 
-    def slow(self) -> None:
-        for server in self._rotated():
-            self.record(
-                "slow-1000",
-                server.name,
-                load(
-                    {
-                        "kind": "slow",
-                        "url": server.base + "/json/dict",
-                        "connections": 1000,
-                        "duration": 6 if self.quick else 12,
-                        "ramp": 1.0,
-                        "pause": 0.05,
-                        "think": 1.0,
-                    }
-                ),
-            )
+    def probed(self, workload: str, servers: list[Server], job: Callable[[Server], dict[str, Any]]) -> None:
+        """One server at a time (the others idle), the load's own job for each, then a second's pause
+        so what was cut off at the end has closed before the next server."""
+        for server in self._rotated(servers):
+            self.record(workload, server.name, load(job(server)))
+            time.sleep(1)
+
+    def probes(self) -> dict[str, Any]:
+        """The probes of every slow workload: ``GET /json/dict`` on a new connection each,
+        5 s timeout, a timeout counted as 5 s in p50/p99."""
+        return {"probe_path": "/json/dict", "probes_per_s": 10, "probe_timeout": 5.0}
 
     def slow_download(self) -> None:
-        """Slow clients downloading a 5 MiB file at 100 KiB/s while fast probes (``GET /json/dict``,
-        new connections, 5 a second, 5 s timeout, counted as 5 s in p50/p99) measure the server's
-        latency: one server at a time, 15 s each (20 s full), in the first round only. The bare
-        Quart app has no /files/: not run on it."""
+        """Slow clients (100, 20 quick) downloading a 5 MiB file at 100 KiB/s while probes
+        measure the server's latency, 20 s a server (15 s quick)."""
         path = self.workdir / "slow-5MiB.bin"
         if not path.exists():
             path.write_bytes(os.urandom(5 * MiB))
         from bench.load import one_request
 
-        for server in self._rotated(self.full):
-            if server.name not in self.stored:
-                up = one_request(server.base, "POST", "/demo", auth("admin"), upload=path)
-                if up["status"] != 200:
-                    raise RuntimeError(f"{server.name}: upload for slow-download answered {up['status']}")
-                self.stored[server.name] = _stored_name(server, path)
-            self.record(
-                "slow-download",
-                server.name,
-                load(
-                    {
-                        "kind": "slow_download",
-                        "url": f"{server.base}/files/{self.stored[server.name]}",
-                        "headers": auth("viewer"),
-                        "clients": self.slow_clients,
-                        "rate": 100 * 1024,
-                        "duration": 15 if self.quick else 20,
-                        "ramp": 2.0,
-                        "probe_path": "/json/dict",
-                        "probes_per_s": 5,
-                        "probe_timeout": 5.0,
-                    }
-                ),
-            )
-            time.sleep(1)  # let the cut-off downloads end before the next server
+        for server in self.servers:
+            if server.name in self.stored:
+                continue
+            if server.name in BARE:  # no store: bench/bare_quart.py serves its uploads folder
+                assert server.instance is not None
+                (server.instance / "uploads").mkdir(exist_ok=True)
+                shutil.copy(path, server.instance / "uploads" / path.name)
+                self.stored[server.name] = path.name
+                continue
+            up = one_request(server.base, "POST", "/demo", auth("admin"), upload=path)
+            if up["status"] != 200:
+                raise RuntimeError(f"{server.name}: upload for slow-download answered {up['status']}")
+            self.stored[server.name] = _stored_name(server, path)
+        self.probed(
+            "slow-download",
+            self.servers,
+            lambda server: {
+                "kind": "slow_download",
+                "url": f"{server.base}/files/{self.stored[server.name]}",
+                "headers": auth("viewer"),
+                "clients": self.slow_clients,
+                "rate": 100 * 1024,
+                "duration": 15 if self.quick else 20,
+                "ramp": 2.0,
+                **self.probes(),
+            },
+        )
+
+    def slow_upload(self) -> None:
+        """Slow clients (100, 20 quick) each uploading 5 MiB at 100 KiB/s to ``POST /demo``
+        (admin token, multipart) while probes measure the server's latency, 20 s a server
+        (15 s quick): the uploads are cut off before they end (5 MiB takes 51 s)."""
+        self.probed(
+            "slow-upload",
+            self.servers,
+            lambda server: {
+                "kind": "slow_upload",
+                "url": f"{server.base}/demo",
+                "headers": auth("admin"),
+                "clients": self.slow_clients,
+                "size": 5 * MiB,
+                "rate": 100 * 1024,
+                "duration": 15 if self.quick else 20,
+                "ramp": 2.0,
+                **self.probes(),
+            },
+        )
+
+    def idle_keepalive(self) -> None:
+        """500 keep-alive connections (100 quick) opened over 2 s, each making one request and
+        then idle, while 2,000 probes (400 quick) are spread over 10 s."""
+        self.probed(
+            "idle-keepalive",
+            self.servers,
+            lambda server: {
+                "kind": "idle_keepalive",
+                "url": f"{server.base}/json/dict",
+                "clients": 100 if self.quick else 500,
+                "ramp": 2.0,
+                "probes": 400 if self.quick else 2000,
+                "duration": 10.0,
+                **self.probes(),
+            },
+        )
+
+    def agents(self) -> None:
+        """Simulated agents (1,000, 200 quick; bench/agents.py) streaming a batch a second each
+        to the port's ``/ws/agent`` while probes run, 10 s measured (8 s quick): the port only."""
+        self.probed(
+            "agents-stream",
+            [s for s in self.servers if s.name.startswith("port-")],
+            lambda server: {
+                "kind": "agents_probed",
+                "url": server.base,
+                "agents": self.agents_count,
+                "processes": 2,
+                "ramp": 2.0,
+                "duration": 8.0 if self.quick else 10.0,
+                **self.probes(),
+            },
+        )
 
     def _rotated(self, servers: list[Server] | None = None) -> list[Server]:
         servers = self.servers if servers is None else servers
@@ -256,14 +317,15 @@ def memory(server: Server, mib: int, workdir: Path) -> dict[str, Any]:
     small.write_bytes(block)
     one_request(server.base, "POST", "/demo", auth("admin"), upload=small)
     time.sleep(0.5)
-    baseline = tree_rss(server.proc.pid)
+    pid = server.proc.pid
+    baseline = tree_rss(pid)
     peak = dict(baseline)
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            for pid, rss in tree_rss(server.proc.pid).items():
-                peak[pid] = max(peak.get(pid, 0), rss)
+            for pid_, rss in tree_rss(pid).items():
+                peak[pid_] = max(peak.get(pid_, 0), rss)
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -324,22 +386,50 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "demo-upload-1MiB": [("total", "end to end", "s")],
     "demo-upload-100MiB": [("total", "end to end", "s")],
     "exec-poll": [("total", "exec to finished", "s"), ("exec", "exec answer", "s"), ("polls", "polls", "n")],
+    "slow-upload": [
+        ("p99", "probe p99", "s"),
+        ("p50", "probe p50", "s"),
+        ("errors", "probe errors", "i"),
+        ("probes", "probes", "i"),
+        ("slow_errors", "upload errors", "i"),
+        ("slow_kib_s", "KiB/s per upload", "n"),
+    ],
     "slow-download": [
         ("p99", "probe p99", "s"),
         ("p50", "probe p50", "s"),
         ("errors", "probe errors", "i"),
         ("probes", "probes", "i"),
-        ("slow_errors", "slow errors", "i"),
-        ("slow_kib_s", "KiB/s per slow client", "n"),
+        ("slow_errors", "download errors", "i"),
+        ("slow_kib_s", "KiB/s per download", "n"),
     ],
-    "slow-1000": [
-        ("rps", "req/s", "n"),
-        ("p50", "p50", "s"),
-        ("p99", "p99", "s"),
-        ("clients_served", "served", "i"),
-        ("errors", "errors", "i"),
+    "idle-keepalive": [
+        ("p99", "probe p99", "s"),
+        ("p50", "probe p50", "s"),
+        ("errors", "probe errors", "i"),
+        ("probes", "probes", "i"),
+        ("idle_open", "idle held", "i"),
+        ("idle_errors", "idle errors", "i"),
+        ("idle_closed_by_server", "closed by server", "i"),
+    ],
+    "agents-stream": [
+        ("p99", "probe p99", "s"),
+        ("p50", "probe p50", "s"),
+        ("errors", "probe errors", "i"),
+        ("probes", "probes", "i"),
+        ("agents_held", "agents held", "i"),
+        ("acked", "batches acked", "i"),
+        ("ack_p99", "ack p99", "s"),
+        ("agent_errors", "agent errors", "i"),
     ],
 }
+# A second ratio beside the one against Flask on gunicorn sync: the peer each table is about.
+SECOND_BASIS = {
+    "json-dict-50": "quart-bare",
+    "slow-upload": "flask-gevent",
+    "slow-download": "flask-gevent",
+    "idle-keepalive": "flask-gevent",
+}
+PROBED = ("slow-upload", "slow-download", "idle-keepalive", "agents-stream")
 HIGHER_IS_BETTER = {"rps"}
 
 
@@ -353,20 +443,22 @@ def fmt(value: float | None, kind: str) -> str:
     return f"{value:.1f}"
 
 
-def table(workload: str, per_server: dict[str, list[dict[str, Any]]], extra: dict[str, Any]) -> tuple[str, dict]:
+def table(
+    workload: str, per_server: dict[str, list[dict[str, Any]]], extra: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     columns = COLUMNS[workload]
     basis = columns[0][0]
-    ref = median_of(per_server.get(REFERENCE, []), basis)
-    rows = [["server", *(c[1] for c in columns), f"ratio vs {REFERENCE}"]]
+    bases = [b for b in (REFERENCE, SECOND_BASIS.get(workload)) if b is not None and b in per_server]
+    refs = {b: median_of(per_server[b], basis) for b in bases}
+    rows = [["server", *(c[1] for c in columns), *(f"vs {b}" for b in bases)]]
     figures: dict[str, Any] = {}
     for name, samples in per_server.items():
         values = {key: median_of(samples, key) for key, _, _ in columns}
         mine = values[basis]
-        ratio = None
-        if ref and mine:
-            ratio = mine / ref if basis in HIGHER_IS_BETTER else ref / mine
-        figures[name] = {**values, "ratio": ratio, "rounds": len(samples)}
-        rows.append([ALL[name], *(fmt(values[k], f) for k, _, f in columns), f"{ratio:.2f}x" if ratio else "-"])
+        ratios = {b: _ratio(mine, ref, basis) for b, ref in refs.items()}
+        figures[name] = {**values, "ratio": ratios.get(REFERENCE), "ratios": ratios, "rounds": len(samples)}
+        cells = [f"{r:.2f}x" if r else "-" for r in ratios.values()]
+        rows.append([ALL[name], *(fmt(values[k], f) for k, _, f in columns), *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"## {workload}"]
     if extra:
@@ -383,6 +475,52 @@ def table(workload: str, per_server: dict[str, list[dict[str, Any]]], extra: dic
     return "\n".join(lines), figures
 
 
+def _ratio(mine: float | None, ref: float | None, basis: str) -> float | None:
+    """How many times better ``mine`` is than ``ref`` (above 1: better)."""
+    if not mine or not ref:
+        return None
+    return mine / ref if basis in HIGHER_IS_BETTER else ref / mine
+
+
+def targets(workloads: dict[str, dict[str, Any]]) -> list[str]:
+    """Issue 13's targets, one line each per port server: the figure, the target, met or not."""
+    lines = []
+    for port in ("port-uvloop", "port-asyncio"):
+        json_dict = workloads.get("json-dict-50", {}).get("figures", {})
+        if port in json_dict and "quart-bare" in json_dict:
+            ratio = _ratio(json_dict[port]["rps"], json_dict["quart-bare"]["rps"], "rps")
+            if ratio:
+                lines.append(f"{port}: json-dict-50 {ratio:.2f}x bare Quart (target >= 0.95x): {_met(ratio >= 0.95)}")
+        for workload in PROBED:
+            figures = workloads.get(workload, {}).get("figures", {})
+            if port not in figures:
+                continue
+            mine = figures[port]
+            errors = sum(  # every round's, not the median: one failed probe is one too many
+                int(sample.get(k) or 0)
+                for sample in workloads[workload]["samples"][port]
+                for k in ("errors", "slow_errors", "idle_errors", "agent_errors")
+            )
+            line = (
+                f"{port}: {workload} probe p99 {fmt(mine['p99'], 's')} (<= 50 ms: {_met((mine['p99'] or 99) <= 0.05)})"
+            )
+            if workload in ("slow-upload", "slow-download"):
+                for peer, want, least in (
+                    (REFERENCE, ">= 10x better", 10.0),
+                    ("flask-gevent", "<= 1.2x its p99", 1 / 1.2),
+                ):
+                    if peer in figures and mine["p99"] and figures[peer]["p99"]:
+                        r = figures[peer]["p99"] / mine["p99"]  # above 1: the port's p99 is lower
+                        line += f", {r:.2f}x {peer}'s ({want}: {_met(r >= least)})"
+            line += f", errors {errors} (0: {_met(errors == 0)})"
+            lines.append(line)
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -395,7 +533,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated workloads: " + ",".join(COLUMNS) + ",memory")
     parser.add_argument("--servers", default=",".join(ALL), help="comma-separated servers (default: all)")
     parser.add_argument("--memory-mib", type=int, help="size of the memory run's file (default 1024 full, 0 quick)")
-    parser.add_argument("--slow-clients", type=int, help="slow-download's clients at 100 KiB/s (default 100, 20 quick)")
+    parser.add_argument("--slow-clients", type=int, help="slow uploads' and downloads' clients (default 100, 20 quick)")
+    parser.add_argument("--agents", type=int, help="agents-stream's simulated agents (default 1000, 200 quick)")
+    parser.add_argument(
+        "--slow-rounds",
+        type=int,
+        default=1,
+        help="rounds that run the probed workloads (default 1: ~20 s a server each)",
+    )
     parser.add_argument("--label", default="", help="a tag kept in the results file name")
     args = parser.parse_args(argv)
     names = args.servers.split(",")
@@ -410,23 +555,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hostpulse-bench-") as tmp:
         workdir = Path(tmp)
         with running(names, workdir) as servers:
-            bench = Bench(servers, args.quick, workdir, args.slow_clients)
+            bench = Bench(servers, args.quick, workdir, args.slow_clients, args.agents)
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("seed001-post-data", bench.seed001),
                 ("get-data", bench.get_data),
                 ("json-dict-50", bench.json_dict),
                 ("demo-upload-1MiB", lambda: bench.upload(1, 2 if args.quick else 5)),
                 ("exec-poll", bench.exec_poll),
+                ("slow-upload", bench.slow_upload),
                 ("slow-download", bench.slow_download),
+                ("idle-keepalive", bench.idle_keepalive),
+                ("agents-stream", bench.agents),
             ]
-            if only and "slow-1000" in only:  # 1,000 slow keep-alive clients: 1.00x everywhere, off by default
-                steps.append(("slow-1000", bench.slow))
             if not args.quick:
                 steps.insert(4, ("demo-upload-100MiB", lambda: bench.upload(100, 1)))
             for r in range(rounds):
                 for name, step in steps:
-                    if name == "slow-download" and r > 0:
-                        continue  # 15-20 s a server, ~50-65 probes: once a run
+                    if name in PROBED and r >= args.slow_rounds:
+                        continue  # 10-20 s a server each: --slow-rounds of them
                     if wanted(name):
                         print(f"round {r + 1}/{rounds}: {name}", file=sys.stderr, flush=True)
                         try:
@@ -445,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1),
         "quick": args.quick,
         "rounds": rounds,
+        "slow_rounds": min(rounds, args.slow_rounds),
         "workers": port_workers(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -462,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
         text, figures = table(workload, per_server, extra)
         report["workloads"][workload] = {"figures": figures, "extra": extra, "samples": per_server}
         print("\n" + text)
+    goals = targets(report["workloads"])
+    report["targets"] = goals
+    if goals:
+        print("\n## targets (issue 13)\n" + "\n".join(goals))
     for m in mem:
         print(
             f"\n## memory: {m['mib']} MiB up (echoed back) and down, {ALL[m['server']]}\n"

@@ -14,12 +14,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.agents import AGENT_TOKEN
 from hostpulse.processes import stop_group
 from hostpulse.testing import write_test_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TOKENS = {"admin": "bench-admin-token", "viewer": "bench-viewer-token", "agent": "bench-agent-token"}
+# The agent token is bench.agents' own, so its simulated agents can stream to the port.
+TOKENS = {"admin": "bench-admin-token", "viewer": "bench-viewer-token", "agent": AGENT_TOKEN}
+# 1,000 simulated agents share one token: the per-token cap (256 a worker) is lifted, as
+# bench.agents does; no other workload comes near it.
+LIMITS = {"connections_per_token": 0}
 REFERENCE = "flask-gunicorn"
 
 
@@ -109,7 +114,8 @@ ALL = {
     "port-uvloop": "port, Hypercorn uvloop",
     "quart-bare": "bare Quart, Hypercorn uvloop",
 }
-# Servers with /json/dict and /healthz only (no store, no auth): left out of the other workloads.
+# Servers with /json/dict, /healthz, POST /demo and /files/<name> only (bench/bare_quart.py: no
+# store, no auth): left out of the workloads that need more.
 BARE = {"quart-bare"}
 
 
@@ -142,7 +148,7 @@ def running(names: list[str], workdir: Path, env: dict[str, str] | None = None) 
             server.port = free_port()
             server.instance = workdir / server.name
             server.instance.mkdir(parents=True, exist_ok=True)
-            write_test_config(server.instance, TOKENS)
+            write_test_config(server.instance, TOKENS, limits=LIMITS)
             log = open(server.instance / "server.log", "wb")
             stack.callback(log.close)
             server.proc = subprocess.Popen(

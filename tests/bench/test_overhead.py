@@ -1,0 +1,93 @@
+"""``python -m bench.overhead`` and the cuts it measured: each variant really takes its layer
+out, and the cheaper paths write what the slower ones wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import access_log, interceptors, logs
+from bench import overhead
+
+
+def test_the_overhead_tool_runs_every_variant() -> None:
+    figures = asyncio.run(overhead.measure(30, 1, profile=False))  # each app answers 200 (its warm-up asserts)
+    assert set(figures) == {"bare Quart", *overhead.VARIANTS}
+    assert all(seconds > 0 for seconds in figures.values())
+
+
+def chain(app: Any) -> list[str]:
+    """The modules of the ASGI middlewares around ``app``, outermost first."""
+    out: list[str] = []
+    inner = app.asgi_app
+    while hasattr(inner, "app"):
+        out.append(type(inner).__module__)
+        inner = inner.app
+    return out
+
+
+def test_each_variant_takes_its_layer_out(tmp_path: Path) -> None:
+    port = overhead.port_app(tmp_path / "port")
+    assert chain(port) == ["app.access_log", "app.protocol", "app.interceptors"]
+    stripped = overhead.port_app(tmp_path / "stripped")
+    overhead.VARIANTS["- access log - interceptors - protocol"](stripped)
+    assert chain(stripped) == []
+    hooks = [f.__module__ for funcs in stripped.before_request_funcs.values() for f in funcs]
+    assert "app.interceptors" not in hooks and "app.protocol" not in hooks
+
+
+def test_a_new_request_id_is_a_uuid4_hex() -> None:
+    ids = {interceptors.new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_the_access_logs_fast_path_writes_what_logging_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = logs.configure(access_log.log.name, "stdout", safe=False).handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    writer = access_log._Writer(handler)
+    monkeypatch.setattr(access_log.log, "handlers", [handler])  # pytest adds its capture handlers
+    assert writer.agrees() and writer.usable()
+    middleware = access_log.AccessLog(None)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "raw_path": b"/json/dict",
+        "path": "/json/dict",
+        "query_string": b"token=secret&x=1",
+        "http_version": "1.1",
+        "client": ("127.0.0.1", 40000),
+    }
+    lines = []
+    for fast in (writer, None):
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        middleware.writer = fast
+        middleware.write(scope, 200, 35, 312.9)
+        lines.append(out.getvalue())
+    fast_line, logged_line = lines
+    assert writer.second != -1  # the fast path wrote the first
+    # the same second, else the stamps differ: compare past the time
+    assert fast_line.split("] ", 1)[1] == logged_line.split("] ", 1)[1]
+    assert fast_line.endswith('127.0.0.1:40000 "GET /json/dict?token=[redacted]&x=1 1.1" 200 35 312us\n')
+
+
+def test_a_changed_handler_is_written_through_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = logs.configure(access_log.log.name, "stdout", safe=False).handlers[0]
+    writer = access_log._Writer(handler)  # type: ignore[arg-type]
+    monkeypatch.setattr(access_log.log, "handlers", [handler])  # pytest adds its capture handlers
+    assert writer.usable()
+    monkeypatch.setattr(access_log.log, "handlers", [handler, logging.NullHandler()])
+    assert not writer.usable()
+    monkeypatch.setattr(access_log.log, "handlers", [handler])
+    monkeypatch.setattr(handler, "formatter", logging.Formatter("%(message)s"))
+    assert not writer.usable()
