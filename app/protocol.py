@@ -274,6 +274,13 @@ def _take_slot(values: list[str]) -> None:
     g.connection_slot = key
 
 
+def hold_slot(token: str) -> None:
+    """Count a WebSocket whose token came in its first message (a browser's) against that
+    token, as a handshake's ``Authorization`` is counted: 429 past the cap; given back when
+    the WebSocket ends."""
+    _take_slot([f"Bearer {token}"])
+
+
 def _give_slot_back(_: BaseException | None = None) -> None:
     key = g.pop("connection_slot", None)
     if key is not None:

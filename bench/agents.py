@@ -16,6 +16,12 @@ the load generator's CPU, and batches lost (acknowledged but not stored, and sen
 acknowledged). ``--source DIR`` serves the port from another checkout: before and after
 in one session.
 
+``--store postgresql`` serves it on a PostgreSQL server started for the run in a temporary
+folder (``bench/pgserver.py``, the tests' server, here with ``fsync`` on as SQLite's
+``synchronous=FULL`` is) and stopped after; its CPU is reported apart. ``--nodes N`` runs N
+Hypercorn nodes on that one database, each with its own instance folder, the agents spread
+evenly over them (agent ``i`` on node ``i % N``), as behind a proxy.
+
 ``--cost`` measures the service's CPU per batch at a fixed rate instead (``--rate``
 batches/s over ``--connections`` connections, one worker), for the app and for stripped
 variants (``--app``): ``bare-asgi`` (Hypercorn and wsproto, an ASGI app that acks at
@@ -107,8 +113,9 @@ def gc_pauses(log: Path, since: float, until: float) -> list[float]:
     """The full collections' pauses (ms) the service logged between two wall-clock times."""
     pauses = []
     for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("bench-gc-pause "):
-            _, at, ms = line.split()
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "bench-gc-pause":  # not a line two workers' writes mixed
+            _, at, ms = parts
             if since <= float(at) <= until:
                 pauses.append(float(ms))
     return pauses
@@ -208,6 +215,8 @@ class Stats:
         self.held = self.peak_held = self.connect_errors = self.closed_by_server = 0
         self.sent = self.produced = self.error_answers = self.acks_in_window = 0
         self.acked: list[tuple[str, str, int]] = []
+        self.held_by_port: dict[int, int] = {}  # --nodes: agents connected to each node
+        self.acked_by_port: dict[int, int] = {}
         self.latencies: list[tuple[float, float]] = []  # (made, seconds from the window's start; latency)
         self.errors: set[str] = set()
 
@@ -220,6 +229,8 @@ class Stats:
             "sent": self.sent,
             "produced": self.produced,
             "acked": self.acked,
+            "held_by_port": self.held_by_port,
+            "acked_by_port": self.acked_by_port,
             "acks_in_window": self.acks_in_window,
             "latencies": self.latencies,
             "unacked": unacked,
@@ -246,6 +257,7 @@ class SimAgent(asyncio.Protocol):
         self.seq = 0
         self.ready = self.loop.create_future()
         self.gone = False
+        self.port = port
         self.authority = f"{host}:{port}".encode()
 
     # -- the wire
@@ -341,6 +353,7 @@ class SimAgent(asyncio.Protocol):
             return
         now = time.monotonic()
         self.stats.acked.append((self.host, self.run, seq))
+        self.stats.acked_by_port[self.port] = self.stats.acked_by_port.get(self.port, 0) + 1
         if self.stats.window[0] <= made <= self.stats.window[1]:
             self.stats.latencies.append((made - self.stats.window[0], now - made))
         if self.stats.window[0] <= now <= self.stats.window[1]:
@@ -396,7 +409,7 @@ class SimAgent(asyncio.Protocol):
 async def _load(
     first: int,
     count: int,
-    port: int,
+    port: int | list[int],
     transport: str,
     ramp: float,
     duration: float,
@@ -405,7 +418,9 @@ async def _load(
     settle: float = 2.0,
 ) -> dict[str, Any]:
     """``count`` agents connected over ``ramp`` seconds; the window measured is ``duration``
-    seconds from ``settle`` seconds after the ramp's end."""
+    seconds from ``settle`` seconds after the ramp's end. Given several ports (``--nodes``),
+    agent ``i`` connects to ``port[i % len(port)]``: spread evenly, each on one node."""
+    ports = port if isinstance(port, list) else [port]
     loop = asyncio.get_running_loop()
     begin = loop.time() + 0.5
     measure_from = begin + ramp + settle
@@ -424,9 +439,10 @@ async def _load(
     async def connect(index: int, at: float) -> None:
         await asyncio.sleep(max(0.0, at - loop.time()))
         async with handshakes:
+            to = ports[index % len(ports)]
             try:
                 _, agent = await loop.create_connection(
-                    lambda: SimAgent(index, "127.0.0.1", port, transport, values, stats), "127.0.0.1", port
+                    lambda: SimAgent(index, "127.0.0.1", to, transport, values, stats), "127.0.0.1", to
                 )
                 await asyncio.wait_for(agent.ready, 30)
             except Exception as exc:
@@ -435,6 +451,7 @@ async def _load(
                 return
         agents.append(agent)
         stats.held += 1
+        stats.held_by_port[to] = stats.held_by_port.get(to, 0) + 1
         stats.peak_held = max(stats.peak_held, stats.held)
         first_at = loop.time() + random.random() * interval
         loop.call_at(first_at, tick, agent, first_at)
@@ -455,14 +472,14 @@ async def _load(
 def load_process(
     first: int,
     count: int,
-    port: int,
+    port: int | list[int],
     transport: str,
     ramp: float,
     duration: float,
     interval: float,
     values: int,
     settle: float,
-    results: multiprocessing.Queue,
+    results: multiprocessing.Queue[Any],
 ) -> None:
     raise_fd_limit()
     try:
@@ -512,12 +529,20 @@ def server_connections(proc: psutil.Process, port: int) -> int:
 
 
 def start_service(
-    instance: Path, port: int, workers: int, app: str = APPS["full"], source: Path = ROOT
+    instance: Path, port: int, workers: int, app: str = APPS["full"], source: Path = ROOT, store_url: str = ""
 ) -> subprocess.Popen[bytes]:
+    """One node: Hypercorn serving ``app`` from ``source`` with ``instance``, on the SQLite
+    file there, or on the PostgreSQL ``store_url`` (whose tables and tokens
+    :func:`prepare_postgres` made); its output in ``instance/service.log``."""
     from hostpulse.testing import write_test_config
 
-    # every simulated agent shares one token: the per-token connection cap (256 a worker) is lifted
-    write_test_config(instance, {"agent": AGENT_TOKEN, "viewer": VIEWER_TOKEN}, limits={"connections_per_token": 0})
+    # every simulated agent shares one token: the per-token connection cap (256 a worker) is lifted;
+    # on PostgreSQL the tokens are the database's, not the file's
+    tokens = {} if store_url else {"agent": AGENT_TOKEN, "viewer": VIEWER_TOKEN}
+    write_test_config(instance, tokens, limits={"connections_per_token": 0})
+    env = {**os.environ, "HOSTPULSE_INSTANCE": str(instance)}
+    if store_url:
+        env["HOSTPULSE_STORE_URL"] = store_url
     log = open(instance / "service.log", "wb")
     proc = subprocess.Popen(
         [
@@ -534,7 +559,7 @@ def start_service(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "HOSTPULSE_INSTANCE": str(instance)},
+        env=env,
     )
     log.close()
     import urllib.request
@@ -593,35 +618,100 @@ def measure_agent(url: str, seconds: float, workdir: Path) -> dict[str, float]:
         proc.wait(timeout=30)
 
 
-def not_stored(db_path: Path, acked: list[tuple[str, str, int]]) -> int | None:
-    """How many acknowledged (host, run, seq) the store does not hold; None when its tables
-    are neither of the ones read here (``series_acked`` ranges, or ``series_batches`` rows)."""
+Ranges = dict[tuple[str, str], list[tuple[int, int]]]
+
+
+def stored_ranges(store: Path | str) -> Ranges | None:
+    """The simulated agents' stored (host, run) seq ranges, read from the SQLite file or the
+    PostgreSQL URL; None when the tables are neither of the ones read here (``series_acked``
+    ranges, or the older ``series_batches`` rows of a ``--source`` tree)."""
+    ranges: Ranges = {}
+    if isinstance(store, str):
+        import psycopg
+
+        with psycopg.connect(store) as pg:
+            for host, run_id, lo, hi in pg.execute(
+                "SELECT host, run, lo, hi FROM series_acked WHERE host LIKE 'sim-%'"
+            ):
+                ranges.setdefault((host, run_id), []).append((int(lo), int(hi)))
+        return ranges
     try:
-        with sqlite3.connect(db_path) as db:
+        with sqlite3.connect(store) as db:
             try:
-                ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
-                for host, run_id, lo, hi in db.execute("SELECT host, run, lo, hi FROM series_acked"):
-                    ranges.setdefault((host, run_id), []).append((lo, hi))
-                return sum(1 for h, r, q in acked if not any(lo <= q <= hi for lo, hi in ranges.get((h, r), ())))
+                rows = list(db.execute("SELECT host, run, lo, hi FROM series_acked WHERE host LIKE 'sim-%'"))
             except sqlite3.OperationalError:
-                stored = set(db.execute("SELECT host, run, seq FROM series_batches WHERE host LIKE 'sim-%'"))
-                return sum(1 for k in acked if k not in stored)
+                found = db.execute("SELECT host, run, seq, seq FROM series_batches WHERE host LIKE 'sim-%'")
+                rows = list(found)
     except sqlite3.Error:
         return None
+    for host, run_id, lo, hi in rows:
+        ranges.setdefault((host, run_id), []).append((lo, hi))
+    return ranges
+
+
+def not_stored(ranges: Ranges, acked: list[tuple[str, str, int]]) -> int:
+    """How many acknowledged (host, run, seq) the store does not hold."""
+    return sum(1 for h, r, q in acked if not any(lo <= q <= hi for lo, hi in ranges.get((h, r), ())))
+
+
+def prepare_postgres(url: str) -> None:
+    """``hostpulse init``'s part for a new database: the tables, and the bench's two tokens
+    (on PostgreSQL every node reads them from there)."""
+    from hostpulse import tokens_store
+    from hostpulse.settings import Token
+    from hostpulse.store_pg import migrate
+    from hostpulse.testing import ROLE_USERS
+    from hostpulse.tokens import hash_token
+
+    migrate(url)
+    for role, token in (("agent", AGENT_TOKEN), ("viewer", VIEWER_TOKEN)):
+        tokens_store.add_token(url, Token(hash_token(token), *ROLE_USERS[role], roles=(role,)))
 
 
 def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
-    """One service, ``args.agents`` simulated agents over ``args.processes`` load processes."""
+    """One service, ``args.agents`` simulated agents over ``args.processes`` load processes.
+
+    The service is ``args.nodes`` Hypercorn nodes on one store: the SQLite file in
+    ``workdir`` (one node), or with ``--store postgresql`` a PostgreSQL server started for
+    this run alone and stopped after it (``bench/pgserver.py``), each node with an instance
+    folder of its own, as separate hosts would have. Agents are spread evenly over the nodes."""
     workers = args.workers or int(tomllib.loads((ROOT / "hypercorn.toml").read_text()).get("workers", 1))
+    nodes = args.nodes
     processes = args.processes or min(8, max(2, args.agents // 2500))
     ramp = args.ramp or max(2.0, args.agents / 500)
-    port = free_port()
-    service = start_service(workdir, port, workers, app, args.source)
-    sproc = psutil.Process(service.pid)
+    ports: list[int] = []
+    while len(ports) < nodes:
+        port = free_port()
+        ports += [] if port in ports else [port]
+    instances = [workdir] if nodes == 1 else [workdir / f"node-{i}" for i in range(nodes)]
+    pg = None
+    store_url = ""
+    fsync = "on"  # SQLite: synchronous=FULL
+    services: list[subprocess.Popen[bytes]] = []
     try:
-        rss_before = service_rss(sproc)
+        if args.store == "postgresql":
+            from bench.pgserver import PostgresServer
+
+            pg = PostgresServer(durable=True).start()
+            store_url = pg.create_database("hostpulse")
+            prepare_postgres(store_url)
+            import psycopg
+
+            with psycopg.connect(store_url) as db:
+                fsync = str((db.execute("SHOW fsync").fetchone() or ("?",))[0])
+        for instance, port in zip(instances, ports):
+            instance.mkdir(exist_ok=True)
+            services.append(start_service(instance, port, workers, app, args.source, store_url))
+        sprocs = [psutil.Process(s.pid) for s in services]
+        # PostgreSQL's own CPU (its postmaster and every backend), apart from the service's
+        database = [psutil.Process(pg.pid())] if pg is not None else []
+
+        def rss_now() -> int:
+            return sum(service_rss(p) for p in sprocs)
+
+        rss_before = rss_now()
         ctx = multiprocessing.get_context("spawn")
-        queue: multiprocessing.Queue = ctx.Queue()
+        queue: multiprocessing.Queue[Any] = ctx.Queue()
         share = [args.agents // processes + (1 if i < args.agents % processes else 0) for i in range(processes)]
         firsts = [sum(share[:i]) for i in range(processes)]
         loaders = [
@@ -630,7 +720,7 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
                 args=(
                     firsts[i],
                     share[i],
-                    port,
+                    ports,
                     args.transport,
                     ramp,
                     args.duration,
@@ -649,10 +739,13 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
 
         wall_from = time.time() + ramp + args.settle + 0.5  # the measured window, wall-clock (gc pauses)
 
-        def cpu_now() -> tuple[float, float, float]:
-            return time.monotonic(), tree_cpu(sproc), sum(tree_cpu(p) for p in loader_procs)
+        def cpu_now() -> tuple[float, float, float, float]:
+            service_cpu = sum(tree_cpu(p) for p in sprocs)
+            loaders_cpu = sum(tree_cpu(p) for p in loader_procs)
+            return time.monotonic(), service_cpu, loaders_cpu, sum(tree_cpu(p) for p in database)
 
-        peak_rss, held_server = rss_before, 0
+        peak_rss = rss_before
+        held_server: list[int] = []
         results: list[dict[str, Any]] = []
         cpu_from = cpu_to = None  # CPU seconds over the measured window (its first 2.5 s to its end)
         while len(results) < processes:
@@ -661,32 +754,44 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
             except Empty:
                 if not any(p.is_alive() for p in loaders) and queue.empty():
                     raise RuntimeError("a load process exited without reporting; see its traceback above") from None
-            peak_rss = max(peak_rss, service_rss(sproc))
+            peak_rss = max(peak_rss, rss_now())
             elapsed = time.monotonic() - started
             if elapsed > ramp + args.settle + 1 and cpu_from is None:
                 cpu_from = cpu_now()
-            if elapsed > ramp + args.settle + 2 and not held_server:
-                held_server = server_connections(sproc, port)
+            if elapsed > ramp + args.settle + 2 and not any(held_server):
+                held_server = [server_connections(p, port) for p, port in zip(sprocs, ports)]
             if elapsed > ramp + args.settle + 0.5 + args.duration and cpu_to is None and cpu_from is not None:
                 cpu_to = cpu_now()
         for p in loaders:
             p.join()
-        rss_after = service_rss(sproc)
+        rss_after = rss_now()
         if args.agent_seconds > 0:
-            real_agent = measure_agent(f"http://127.0.0.1:{port}", args.agent_seconds, workdir)
+            real_agent = measure_agent(f"http://127.0.0.1:{ports[0]}", args.agent_seconds, workdir)
+        for service in services:  # every commit done before the store is read
+            stop_group(service, timeout=30)
+        acked = [tuple(k) for r in results for k in r["acked"]]
+        ranges = stored_ranges(store_url or workdir / "hostpulse.sqlite3") if app == APPS["full"] else None
     finally:
-        stop_group(service, timeout=30)
-    acked = [tuple(k) for r in results for k in r["acked"]]
+        for service in services:
+            stop_group(service, timeout=30)
+        if pg is not None:
+            pg.stop()
     timed = [tuple(x) for r in results for x in r["latencies"]]
     latencies = [lat for _, lat in timed]
     step = 5.0  # p99 of each 5 s of the window: a stall shows where it was
     by_step = [[lat for at, lat in timed if i * step <= at < (i + 1) * step] for i in range(int(args.duration // step))]
-    pauses = gc_pauses(workdir / "service.log", wall_from, wall_from + args.duration)
-    lost = not_stored(workdir / "hostpulse.sqlite3", acked) if app == APPS["full"] else None
+    pauses = [x for i in instances for x in gc_pauses(i / "service.log", wall_from, wall_from + args.duration)]
     acks_in_window = sum(r["acks_in_window"] for r in results)
+
+    def per_node(key: str) -> list[int]:
+        return [sum(r[key].get(port, 0) for r in results) for port in ports]
+
     figures: dict[str, Any] = {
         "app": app,
         "transport": args.transport,
+        "store": args.store,
+        "store_fsync": fsync,
+        "nodes": nodes,
         "agents": args.agents,
         "interval_s": args.interval,
         "settle_s": args.settle,
@@ -695,12 +800,16 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
         "load_processes": processes,
         "connections_held_peak": sum(r["peak_held"] for r in results),
         "connections_held_at_end": sum(r["held_at_end"] for r in results),
-        "connections_seen_by_service": held_server,
+        "connections_seen_by_service": sum(held_server),
+        "connections_seen_by_service_per_node": held_server,
+        "agents_held_per_node": per_node("held_by_port"),
         "connect_errors": sum(r["connect_errors"] for r in results),
         "closed_by_server": sum(r["closed_by_server"] for r in results),
         "batches_produced": sum(r["produced"] for r in results),
         "batches_sent": sum(r["sent"] for r in results),
         "batches_acked": len(acked),
+        "batches_acked_per_node": per_node("acked_by_port"),
+        "batches_stored": None if ranges is None else sum(hi - lo + 1 for rs in ranges.values() for lo, hi in rs),
         "acks_per_s": round(acks_in_window / args.duration, 1),
         "ack_latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
         "ack_latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
@@ -709,13 +818,15 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
         "service_cpu_cores": None,
         "service_cpu_ms_per_batch": None,
         "load_generator_cpu_cores": None,
+        "database_cpu_cores": None,
+        "database_cpu_ms_per_batch": None,
         "service_gc_full_collections_in_window": len(pauses),
         "service_gc_longest_pause_ms": max(pauses, default=0.0),
         "service_rss_mib_before": round(rss_before / MiB, 1),
         "service_rss_mib_peak": round(peak_rss / MiB, 1),
         "service_rss_kib_per_agent": round((peak_rss - rss_before) / 1024 / max(1, args.agents), 1),
         "service_rss_mib_after": round(rss_after / MiB, 1),
-        "acked_but_not_stored": lost,
+        "acked_but_not_stored": None if ranges is None else not_stored(ranges, acked),
         "produced_never_acked": sum(r["unacked"] for r in results),
         "error_answers": sum(r["error_answers"] for r in results),
         "errors": sorted({e for r in results for e in r["errors"]})[:5],
@@ -726,6 +837,9 @@ def run(args: argparse.Namespace, app: str, workdir: Path) -> dict[str, Any]:
         figures["service_cpu_cores"] = round((cpu_to[1] - cpu_from[1]) / seconds, 3)
         figures["service_cpu_ms_per_batch"] = round((cpu_to[1] - cpu_from[1]) / max(1, acks) * 1000, 3)
         figures["load_generator_cpu_cores"] = round((cpu_to[2] - cpu_from[2]) / seconds, 3)
+        if pg is not None:  # SQLite's work is the service's own
+            figures["database_cpu_cores"] = round((cpu_to[3] - cpu_from[3]) / seconds, 3)
+            figures["database_cpu_ms_per_batch"] = round((cpu_to[3] - cpu_from[3]) / max(1, acks) * 1000, 3)
     if args.agent_seconds > 0:
         figures["real_agent_1s"] = real_agent
     return figures
@@ -802,7 +916,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source", type=Path, default=ROOT, help="serve the port from this checkout (before/after in one run)"
     )
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the service's store: its SQLite file, or a PostgreSQL server started for the run and stopped after",
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="Hypercorn nodes on the one store, agents spread evenly (PostgreSQL)"
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here (default: bench/results/agents-*.json)")
     args = parser.parse_args(argv)
+    if args.nodes < 1 or (args.nodes > 1 and args.store != "postgresql"):
+        parser.error("--nodes N > 1 needs --store postgresql (an SQLite file is one machine's: use --workers)")
     args.source = args.source.resolve()
     limit = raise_fd_limit()
     if args.agents + 100 > limit:  # the service holds every connection; each load process a share
@@ -827,18 +953,20 @@ def main(argv: list[str] | None = None) -> int:
                 f" p99 {figures['ack_latency_p99_ms']} ms, errors {figures['error_answers']}",
                 flush=True,
             )
-        out = RESULTS / f"agents-cost-{args.transport}.json"
+        out = args.json or RESULTS / f"agents-cost-{args.transport}.json"
         out.write_text(json.dumps(dict(table), indent=2) + "\n")
         print(f"(written to {out})")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="bench-agents-"))
     figures = run(args, APPS[(args.app or ["full"])[0]], workdir)
-    out = RESULTS / f"agents-{args.agents}-{args.transport}-{(args.app or ['full'])[0]}.json"
+    where = "" if args.store == "sqlite" else f"-{args.store}-{args.nodes}-nodes"
+    out = args.json or RESULTS / f"agents-{args.agents}-{args.transport}-{(args.app or ['full'])[0]}{where}.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
-    print(f"(written to {out}; service log in {workdir / 'service.log'})")
+    logs = "service log in" if args.nodes == 1 else "nodes' service.log in"
+    print(f"(written to {out}; {logs} {workdir})")
     lost = figures["acked_but_not_stored"]
     return 0 if not lost and not figures["produced_never_acked"] else 1
 

@@ -17,6 +17,7 @@ from hostpulse.auth import User, authorize
 from hostpulse.errors import ApiError, upgrade_required
 
 from ..live import hub_of
+from ..protocol import hold_slot
 from ..resources import get_settings
 
 FIRST_MESSAGE_TIMEOUT = 10.0  # seconds a browser has to send its token
@@ -89,6 +90,11 @@ def _hosts_of(message: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(h.lower() for h in hosts)
 
 
+# A refusal's close code: a policy's (a token refused), try again later (too many sockets
+# for one token), else unsupported data (a first message that is not one).
+_CLOSE_CODES = {401: UNAUTHORIZED_CLOSE, 403: UNAUTHORIZED_CLOSE, 429: 1013}
+
+
 @bp.websocket("/ws/live")
 async def ws_live() -> None:
     """Every host once, then each host that changed (``{"type": "hosts", "now", "hosts": [...]}``,
@@ -102,9 +108,11 @@ async def ws_live() -> None:
         if user is None:
             message = await _first_message()
             user, only = _user_of(message), _hosts_of(message)
+            g.user = user
+            hold_slot(message["token"].strip())  # [limits] connections_per_token, as for a header
     except ApiError as exc:
         await websocket.send(_dumps(exc.body()))
-        await websocket.close(UNAUTHORIZED_CLOSE if exc.code in (401, 403) else 1003, exc.error)
+        await websocket.close(_CLOSE_CODES.get(exc.code or 400, 1003), exc.error)
         return
     await websocket.send(_dumps({"type": "hello", "user": user.username}))
     hub = hub_of(current_app)

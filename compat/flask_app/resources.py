@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from hostpulse.health import StoreHealth
+from hostpulse.health import StoreHealth, health_of
 from hostpulse.instance import open_instance
 from hostpulse.settings import Settings
 from hostpulse.store import Store
@@ -33,7 +33,7 @@ class Resources:
 def open_resources(app: Flask, settings: Settings) -> Resources:
     """Open every resource of ``app``: the instance folder, the store, jobs, the health check."""
     store = open_instance(settings)
-    resources = Resources(settings, store, JobRunner(settings, store), StoreHealth(settings.db_path))
+    resources = Resources(settings, store, JobRunner(settings, store), health_of(settings))
     app.extensions[KEY] = resources
     return resources
 

@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 
 from app.live import Mailbox
-from tests.agent.live import AGENT, VIEWER, Service, eventually
+from hostpulse.testing import write_test_config
+from tests.agent.live import AGENT, TOKENS, VIEWER, Service, eventually
 from tests.dashboard import simulate
 from tests.dashboard.browser import Browser, chromium
 from tests.support import ROOT, http
@@ -379,6 +380,43 @@ async def test_ws_live_refuses_wrong_absent_and_agent_tokens(service: Service) -
             assert hosts["type"] == "hosts" and [h["host"] for h in hosts["hosts"]] == ["web-1"]
             assert hosts["hosts"][0]["latest"]["cpu_percent"] == 12.5 and hosts["hosts"][0]["state"] == "up"
     assert http("GET", service.url + "/ws/live")[0] == 426
+
+
+async def test_live_feeds_count_against_their_tokens_cap(tmp_path: Path) -> None:
+    # A browser's token comes in the first message, not the handshake: it is counted all the
+    # same ([limits] connections_per_token), and given back when the socket closes.
+    made = Service(tmp_path / "instance")
+    write_test_config(made.instance, TOKENS, limits={"connections_per_token": 2})
+    made.start()
+    url = made.url.replace("http", "ws", 1) + "/ws/live"
+    try:
+        async with aiohttp.ClientSession() as session:
+            held = []
+            for _ in range(2):
+                ws = await session.ws_connect(url)
+                await ws.send_json({"token": VIEWER})
+                assert (await ws.receive_json(timeout=5))["type"] == "hello"
+                held.append(ws)
+            answer, code = await live_answer(made.url, {"token": VIEWER})
+            assert answer["error"] == "too_many_requests" and code == 1013, (answer, code)
+            await held.pop().close()
+            answer, code = await eventually_async(lambda: live_answer(made.url, {"token": VIEWER}))
+            assert answer == {"type": "hello", "user": "viewer"} and code is None
+            for ws in held:
+                await ws.close()
+    finally:
+        made.stop()
+
+
+async def eventually_async(call: Any) -> Any:
+    """``call()``'s answer once it is not a refusal, or its last within 10 s (a closed
+    socket's slot comes back when the server has seen the close)."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        answer = await call()
+        if "error" not in answer[0] or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.1)
 
 
 async def test_a_mailbox_keeps_the_newest_update_per_host() -> None:
