@@ -12,6 +12,7 @@ browser skips the updates it had no time for and never holds the poll or anyone 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -136,10 +137,8 @@ class Hub:
         self.mailboxes.clear()
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-            except asyncio.CancelledError:
-                pass
 
 
 def install(app: Quart) -> Hub:

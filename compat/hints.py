@@ -193,6 +193,7 @@ def _rule_regex(rule: str) -> re.Pattern[str]:
 
 def _matcher(rules: Rules):
     """``match(path) -> (rule, {argument: value}) | None`` for concrete (percent-encoded) paths."""
+    from werkzeug.exceptions import HTTPException
     from werkzeug.routing import Map, Rule
 
     url_map = Map(strict_slashes=False, merge_slashes=False)
@@ -209,7 +210,7 @@ def _matcher(rules: Rules):
         try:
             rule, args = adapter.match(decoded, method="GET")
             return str(rule), {k: str(v) for k, v in args.items()}
-        except Exception:  # no match, a redirect
+        except HTTPException:  # no match (404, 405), or a redirect (RequestRedirect is one)
             pass
         for rule, rx in fallback:
             m = rx.fullmatch(decoded)

@@ -463,7 +463,7 @@ class ModuleScan(cst.CSTVisitor):
                 f.stay_sync = "a CLI command (click calls it synchronously)"
                 f.roles.append("cli")
             elif name in ("with_appcontext",) or self.qualify(target) == "flask.cli.with_appcontext":
-                pass
+                pass  # kept as written: Quart has the same decorator, and the command stays sync
             elif self.qualify(target) == "flask.stream_with_context":
                 self.flags.append(
                     Flag(

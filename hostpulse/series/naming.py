@@ -164,10 +164,6 @@ def describe(name: str) -> Described:
     return Described(metric + "_value" if metric.endswith("_total") else metric)
 
 
-def is_counter(name: str) -> bool:
-    return describe(name).counter
-
-
 LABELS = ("mountpoint", "device", "interface", "cpu", "mode")  # the labels a query may give
 
 
@@ -182,4 +178,4 @@ def matching(names: list[str], name: str, labels: dict[str, str]) -> list[str]:
     return [n for n in names if describe(n).metric == metric and wanted <= set(describe(n).labels)]
 
 
-__all__ = ["LABELS", "PREFIX", "Described", "describe", "is_counter", "matching", "sanitise"]
+__all__ = ["LABELS", "PREFIX", "Described", "describe", "matching", "sanitise"]

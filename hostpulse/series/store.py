@@ -629,9 +629,6 @@ class SeriesStore:
         """The host's series names, sorted."""
         return sorted(self._names(self._connect(), host).values())
 
-    def is_counter(self, name: str) -> bool:
-        return describe(name).counter
-
     def series(
         self,
         host: str,
