@@ -151,5 +151,6 @@ def get_committer() -> GroupCommitter:
     resources = get_resources()
     loop = asyncio.get_running_loop()
     if resources.committer is None or resources.committer[0] is not loop:
-        resources.committer = (loop, GroupCommitter(resources.open_series()))
+        series = resources.open_series()
+        resources.committer = (loop, GroupCommitter(series, max_batches=series.engine.max_group))
     return resources.committer[1]

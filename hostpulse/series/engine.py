@@ -54,6 +54,7 @@ class Db(Protocol):
 class Engine(Protocol):
     dialect: str  # "sqlite" | "postgresql"
     location: str  # what the store is on, for messages (never a password)
+    max_group: int  # batches one group commit may hold (each has its SAVEPOINT)
 
     def connection(self) -> Db:
         """This thread's connection."""
@@ -105,6 +106,7 @@ class _Connections:
 
 class SqliteEngine:
     dialect = "sqlite"
+    max_group = 512
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -162,6 +164,10 @@ class SqliteEngine:
 
 class PostgresEngine:
     dialect = "postgresql"
+    # PostgreSQL caches 64 subtransactions (savepoints) of a transaction; past that, every
+    # other session's snapshot looks them up in pg_subtrans, and a burst of agents made the
+    # groups, and that cost, grow together (bench.agents --store postgresql).
+    max_group = 64
 
     def __init__(self, url: str) -> None:
         import psycopg  # the server extra only

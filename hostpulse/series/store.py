@@ -19,8 +19,9 @@ transaction, so every tier always holds what was compacted. Queries read the tie
 batch in every tier.
 
 Caps: ``series_counts`` keeps how many series (``series_names`` rows) each host has, and how
-many in all (a trigger counts each new one), so a batch bringing new names is refused when
-it would pass ``max_series_per_host`` or ``max_series``.
+many in all (a batch's new names are added in one statement, ``schema.count_new``), so a
+batch bringing new names is refused when it would pass ``max_series_per_host`` or
+``max_series``.
 
 Methods are synchronous; the async port calls them in a worker thread, and each thread
 has its own connection.
@@ -363,12 +364,13 @@ class SeriesStore:
             )
             mine.ids.setdefault(host, {})[name] = ids[name]
         if created:
+            schema.count_new(db, host, created)
             self._check_caps(db, batch, created)
         return ids
 
     @staticmethod
     def _series_of(db: Db, host: str) -> int:
-        """Series the host has (``schema.ALL_HOSTS``: all hosts), as the trigger counts them."""
+        """Series the host has (``schema.ALL_HOSTS``: all hosts), as ``series_counts`` has them."""
         row = db.execute("SELECT n FROM series_counts WHERE host = ?", (host,)).fetchone()
         return int(row[0]) if row else 0
 

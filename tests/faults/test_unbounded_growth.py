@@ -201,7 +201,6 @@ def test_a_store_from_before_the_caps_counts_its_series_and_a_lowered_cap_keeps_
     store.store_batches([Batch("old", "r", 1, (Sample(1000.0, {"a": 1.0, "b": 1.0, "c": 1.0}),))], now=1000.0)
     store.close()
     with sqlite3.connect(path) as db:  # as a file written before the counts existed
-        db.execute("DROP TRIGGER series_names_counted")
         db.execute("DROP TABLE series_counts")
     store = SeriesStore(path, retention=3600.0, max_series_per_host=2, max_series=100)
     try:
