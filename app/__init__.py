@@ -12,7 +12,7 @@ from quart import Quart
 
 from hostpulse.settings import Settings, for_app
 
-from . import access_log, interceptors, live, logs, loop_probe, protocol
+from . import edge, interceptors, live, logs, loop_probe, protocol
 from .requests import BoundedHTTPConnection, BoundedRequest
 from .resources import open_resources
 from .views import api, dashboard, data, demo, examples, health, metrics, pages
@@ -31,10 +31,10 @@ def create_app(instance_path: str | os.PathLike[str] | None = None, *, settings:
     app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None, SEND_FILE_MAX_AGE_DEFAULT=None)
     live.install(app)  # the dashboard's feed; first, so its poller stops before the store closes
     open_resources(app, settings)  # closed when serving stops
-    interceptors.register(app)
-    protocol.install(app)  # framing, body timeout, connections per token (after authentication)
+    interceptors.register(app)  # authentication (and the connection counted against its token), JSON errors
+    protocol.install(app)  # strict chunk lines, direct WebSockets
     loop_probe.install(app)  # only with HOSTPULSE_LOOP_PROBE set (tests/app/test_loop_lag.py)
-    access_log.install(app)
+    edge.install(app)  # framing, body timeout, stamps, access log, slots given back: outermost
     for blueprint in (pages.bp, examples.bp, data.bp, demo.bp, api.bp, health.bp, metrics.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     return app

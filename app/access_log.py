@@ -9,7 +9,8 @@ writes the same fields from what the request already carries::
     <worker pid> client "METHOD /path?query HTTP-version" status body-bytes duration-us
 
 To silence or redirect it, configure the ``hostpulse.access`` logger (Hypercorn's
-``logconfig`` option does); a handler configured there is kept.
+``logconfig`` option does); a handler configured there is kept. ``app/edge.py`` calls
+:meth:`AccessLog.write` once an exchange is over.
 
 The request target is the one the client sent (``raw_path``, still percent-encoded: a decoded
 ``%0A`` wrote a forged line, ``%1b[`` terminal escapes, ``%00`` a NUL), with control
@@ -20,31 +21,30 @@ parameters (``token``, ``access_token``, ``password``, ...) are written ``[redac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
 import time
-from typing import Any
-
-from quart import Quart
 
 from hostpulse.logsafe import escape, redact_query
 
 from . import logs
-from .asgi import Message, Receive, Scope, Send
+from .asgi import Scope
 
 log = logging.getLogger("hostpulse.access")
 
 
-def install(app: Quart) -> None:
+def open_log() -> AccessLog:
+    """The access log, on stdout unless the ``hostpulse.access`` logger was given a handler."""
     logs.configure(log.name, "stdout", safe=False)  # its lines are built safe (_target, _field)
-    middleware = AccessLog(app.asgi_app)
+    access = AccessLog()
     handler = log.handlers[0]
     if isinstance(handler, logging.StreamHandler) and hasattr(handler, "stream_name"):  # logs.configure's
         writer = _Writer(handler)
-        middleware.writer = writer if writer.agrees() else None
-    app.asgi_app = middleware  # type: ignore[method-assign, assignment]  # app/asgi.py
+        access.writer = writer if writer.agrees() else None
+    return access
 
 
 class _Writer:
@@ -53,7 +53,13 @@ class _Writer:
     record, the time formatted each time), a fifth of ``GET /json/dict`` in the app; here
     ~3 µs, the prefix made once a second. Only while that handler is the logger's one and
     nothing was changed on it (formatter, level, filters); else the line goes through
-    ``logging`` as before."""
+    ``logging`` as before.
+
+    The lines of one turn of the event loop are written together at its end, in one write
+    and one flush: a write per line is a system call per request when Python's streams are
+    unbuffered (``PYTHONUNBUFFERED``, as container images often set), ~3 % of
+    ``GET /json/dict`` served by Hypercorn here (py-spy). A line is out before the loop
+    looks at its sockets again."""
 
     def __init__(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
         self.handler = handler
@@ -61,6 +67,7 @@ class _Writer:
         self.formatter = handler.formatter
         self.second = -1
         self.prefix = ""
+        self.pending: list[str] = []  # lines of this turn of the event loop
 
     def usable(self) -> bool:
         handler = self.handler
@@ -91,60 +98,58 @@ class _Writer:
 
     def write(self, message: str) -> None:
         """``message`` as ``handler.handle`` writes it for an INFO record made now."""
-        line = self.prefix_at(time.time()) + message + self.handler.terminator
+        self.pending.append(self.prefix_at(time.time()) + message + self.handler.terminator)
+        if len(self.pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop here: at once
+                self.flush()
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
         handler = self.handler
         with handler.lock or contextlib.nullcontext():
             stream = getattr(sys, self.stream_name)
             handler.stream = stream  # as the handler's own emit does (logs._Current)
-            stream.write(line)
-            stream.flush()
+            try:
+                stream.write("".join(lines))
+                stream.flush()
+            except Exception:  # noqa: BLE001 -- as logging reports a failed emit, on stderr
+                handler.handleError(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s", (lines,), None))
 
 
 class AccessLog:
-    """ASGI middleware: watches what is sent, logs once the exchange is over."""
+    """One line an exchange, written through the default handler's fast path when it can."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.pid = f"<{os.getpid()}>"
-        self.writer: _Writer | None = None  # the default handler's fast path (install)
+        self.writer: _Writer | None = None  # the default handler's fast path (open_log)
+        # '"METHOD target version"' by what it is made of: a service sees the same few
+        # request lines again and again, and escaping one took ~2 µs (bench/overhead.py)
+        self.lines: dict[tuple[str, bytes | str, bytes, str], str] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status: int | str = "-"
-        size = 0
-
-        async def watched(message: Message) -> None:
-            nonlocal status, size
-            kind = message["type"]
-            if kind in ("http.response.start", "websocket.http.response.start"):
-                status = message["status"]
-            elif kind in ("http.response.body", "websocket.http.response.body"):
-                size += len(message.get("body", b""))
-            elif kind == "websocket.accept":
-                status = 101
-            elif kind == "websocket.close" and status == "-":
-                status = 403  # closed before the handshake: the server refuses it so
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        finally:
-            self.write(scope, status, size, (time.perf_counter() - started) * 1_000_000)
+    @staticmethod
+    def enabled() -> bool:
+        return log.isEnabledFor(logging.INFO)
 
     def write(self, scope: Scope, status: int | str, size: int, took: float) -> None:
-        method, target = _field(scope.get("method", "GET")), _target(scope)
-        version = _field(scope.get("http_version", "1.1"))
+        request_line = self.request_line(scope)
         writer = self.writer
         if writer is not None and writer.usable():
-            try:
-                writer.write(f'{self.pid} {_client(scope)} "{method} {target} {version}" {status} {size} {int(took)}us')
-                return
-            except Exception:  # noqa: BLE001 -- written through logging below, which reports it
-                pass
-        log.info('%s %s "%s %s %s" %s %d %dus', self.pid, _client(scope), method, target, version, status, size, took)
+            writer.write(f"{self.pid} {_client(scope)} {request_line} {status} {size} {int(took)}us")
+            return
+        log.info("%s %s %s %s %d %dus", self.pid, _client(scope), request_line, status, size, took)
+
+    def request_line(self, scope: Scope) -> str:
+        """``"METHOD target version"``, quoted, escaped and redacted."""
+        method, version = scope.get("method", "GET"), scope.get("http_version", "1.1")
+        key = (method, scope.get("raw_path") or scope["path"], scope.get("query_string", b""), version)
+        line = self.lines.get(key)
+        if line is None:
+            if len(self.lines) >= 1024:  # bounded: a scan of random paths makes no lasting entries
+                self.lines.clear()
+            line = self.lines[key] = f'"{_field(method)} {_target(scope)} {_field(version)}"'
+        return line
 
 
 def _client(scope: Scope) -> str:

@@ -3,22 +3,22 @@
 - **Content-Length with Transfer-Encoding.** h11 lets ``Transfer-Encoding`` win (RFC 9112
   section 6.3) and reads on: whatever a proxy took for the rest of the body is the next
   request, answered (request smuggling). gunicorn refuses the request with 400; so does
-  :class:`Guard`, with ``Connection: close``, so nothing behind it is read.
+  :func:`body_follows` tells ``app/edge.py``, which answers it with ``Connection: close``, so
+  nothing behind it is read.
 - **Chunk extensions.** h11 accepts anything after a chunk size's ``;`` (``;.*``), a bare CR
   included; gunicorn refuses what RFC 9112 section 7.1.1 does not allow. A proxy and the
   server reading a chunk line differently is how requests are smuggled, so the port reads
   it as gunicorn does: an invalid extension is h11's 400, and the connection is closed.
 - **Slow bodies.** Nothing bounded how long a body may take to arrive (Quart's
-  ``BODY_TIMEOUT`` is off: ``app/requests.py`` reads bodies itself). :class:`Guard` answers
+  ``BODY_TIMEOUT`` is off: ``app/requests.py`` reads bodies itself). :class:`BodyWatch` answers
   408 and closes the connection when no byte of a body has arrived for ``[limits]
   body_timeout`` seconds; a slow but steady upload is never cut.
 - **Connections per token.** 5,000 slow bodies of one token grew the workers from ~50 to
   135 MB. Requests in progress and WebSockets are counted per token in each worker
   (after authentication: a request without a valid token is answered 401 at once and its
-  connection closed); past ``[limits] connections_per_token`` the answer is 429.
-- **Two ``Authorization`` lines on a WebSocket handshake.** Quart's ``headers.get`` took
-  the first; HTTP requests read them joined, as gunicorn presents them (one unknown token,
-  401: ``app/interceptors.py``). The handshake gets the same rule here.
+  connection closed); past ``[limits] connections_per_token`` the answer is 429. The slot
+  is taken by the authentication hook (``app/interceptors.py``) and given back by
+  ``app/edge.py`` once the answer is sent or the WebSocket closed: a slow download holds it.
 
 An agent's idle WebSocket (``[limits] websocket_idle_timeout``) is closed by its route,
 ``app/views/metrics.py``, which knows when acks are still due.
@@ -36,23 +36,22 @@ import asyncio
 import json
 import logging
 import re
-import time
+from collections import Counter
 from typing import Any
 
 import h11
 import h11._readers
-from quart import Quart, g, request, websocket
+from quart import Quart, g, websocket
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
 
-from hostpulse.auth import authorize, bearer
+from hostpulse.auth import bearer
 from hostpulse.errors import ApiError
-from hostpulse.payloads import elapsed_ms, request_id
 from hostpulse.tokens import hash_token
 
 from . import gc_pauses
-from .asgi import Message, Receive, Scope, Send
-from .resources import get_resources, get_settings, resources_of
+from .asgi import Message, Receive, Scope, Send, scope_of
+from .resources import get_resources
 
 # RFC 9112 section 7.1.1, with token and quoted-string from RFC 9110 section 5.6.2 and 5.6.4:
 #   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
@@ -77,18 +76,17 @@ def strict_chunk_extensions() -> None:
 
 # --- Content-Length with Transfer-Encoding, slow bodies ----------------------------------
 
+AMBIGUOUS_FRAMING = "a request may not carry both Content-Length and Transfer-Encoding"
 
-def _answer(status: int, error: str, message: str, scope: Scope, started: float) -> tuple[Message, Message]:
+
+def refusal(status: int, error: str, message: str) -> tuple[Message, Message]:
     """An error answered before (or instead of) the app, as the app's errors look, and the
-    connection closed after it."""
+    connection closed after it (``app/edge.py`` adds the stamps every answer carries)."""
     body = json.dumps({"error": error, "message": message}, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-    incoming = b",".join(v for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id")
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
-        (b"x-request-id", request_id(incoming.decode("latin-1") or None).encode()),
-        (b"x-response-time", elapsed_ms(started, time.perf_counter()).encode()),
     ]
     return (
         {"type": "http.response.start", "status": status, "headers": headers},
@@ -96,53 +94,45 @@ def _answer(status: int, error: str, message: str, scope: Scope, started: float)
     )
 
 
-class Guard:
-    """ASGI middleware: refuses ambiguous framing, and times out bodies that stop arriving.
+_BODY_FOLLOWS = "hostpulse.body_follows"  # body_follows's answer, kept in the scope
 
-    The body timeout is a watchdog, not a timeout around each ``receive()``: that would put
-    every message through a task of its own and change when the app sees the body's pieces
-    (Werkzeug's multipart decoder answers differently for different pieces: the compat
-    suite saw it). Only the time spent waiting in ``receive()`` for a piece of the body
-    counts; when the app does not read (back-pressure), the client is not waited for.
+
+def body_follows(scope: Scope) -> bool | None:
+    """Whether a body follows the request's head, or None when its framing is ambiguous
+    (Content-Length with Transfer-Encoding: the request is refused unread). Read once per
+    request: ``app/edge.py`` asks, then ``app/requests.py``."""
+    if _BODY_FOLLOWS in scope:
+        known: bool | None = scope[_BODY_FOLLOWS]
+        return known
+    declared: bytes | None = None  # Content-Length
+    chunked = False  # Transfer-Encoding
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name == b"content-length":
+            declared = value.strip()
+        elif name == b"transfer-encoding":
+            chunked = True
+    if chunked and declared is not None:
+        follows = None
+    else:
+        follows = chunked or declared not in (None, b"0") or scope.get("http_version", "1.1").startswith("2")
+    scope[_BODY_FOLLOWS] = follows
+    return follows
+
+
+class BodyWatch:
+    """One request whose body is awaited: 408 and the connection closed when no piece of it
+    arrives for ``timeout`` seconds while the app waits for one.
+
+    A watchdog, not a timeout around each ``receive()``: that would put every message
+    through a task of its own and change when the app sees the body's pieces (Werkzeug's
+    multipart decoder answers differently for different pieces: the compat suite saw it).
+    Only the time spent waiting in ``receive()`` for a piece of the body counts; when the app
+    does not read (back-pressure), the client is not waited for.
     """
 
-    def __init__(self, app: Any, quart: Quart) -> None:
-        self.app = app
-        self.quart = quart
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        declared: bytes | None = None  # Content-Length
-        chunked = False  # Transfer-Encoding
-        for name, value in scope.get("headers", ()):
-            name = name.lower()
-            if name == b"content-length":
-                declared = value.strip()
-            elif name == b"transfer-encoding":
-                chunked = True
-        if chunked and declared is not None:
-            for message in _answer(
-                400, "bad_request", "a request may not carry both Content-Length and Transfer-Encoding", scope, started
-            ):
-                await send(message)
-            return
-        timeout = resources_of(self.quart).settings.limits.body_timeout
-        has_body = chunked or declared not in (None, b"0") or scope.get("http_version", "1.1").startswith("2")
-        if not timeout or not has_body:
-            await self.app(scope, receive, send)  # no body to wait for
-            return
-        await _BodyWatch(self.app, timeout, scope, started).run(receive, send)
-
-
-class _BodyWatch:
-    """One request whose body is awaited: 408 and the connection closed when no piece of it
-    arrives for ``timeout`` seconds while the app waits for one."""
-
-    def __init__(self, app: Any, timeout: float, scope: Scope, started: float) -> None:
-        self.app, self.timeout, self.scope, self.started = app, timeout, scope, started
+    def __init__(self, app: Any, timeout: float, scope: Scope) -> None:
+        self.app, self.timeout, self.scope = app, timeout, scope
         self.loop = asyncio.get_running_loop()
         self.pending = True  # the body is not complete yet
         self.waiting: asyncio.Task[Any] | None = None  # the task in receive() for a piece
@@ -184,12 +174,8 @@ class _BodyWatch:
             if self.timer is not None:
                 self.timer.cancel()
         if self.timed_out and not self.responded:
-            for message in _answer(
-                408,
-                "request_timeout",
-                f"no byte of the request body arrived for {self.timeout:g} s",
-                self.scope,
-                self.started,
+            for message in refusal(
+                408, "request_timeout", f"no byte of the request body arrived for {self.timeout:g} s"
             ):
                 await send(message)
 
@@ -246,23 +232,24 @@ def asgi_of(current: Any) -> tuple[Receive, Send]:
     return found.asgi
 
 
-# --- connections per token, two Authorization lines on a handshake ---------------------
+# --- connections per token ------------------------------------------------------------
+
+#: the scope key of the token hash a request or WebSocket holds a slot for (app/edge.py gives it back)
+SLOT = "hostpulse.connection_slot"
 
 
-def _token_key(values: list[str]) -> str | None:
-    token = bearer(",".join(values)) if values else None
-    return hash_token(token) if token else None
-
-
-def _take_slot(values: list[str]) -> None:
-    """Count this request or WebSocket against its token; 429 past the cap."""
-    if g.get("user") is None:  # public, and no valid token: nothing held for anyone
+def take_slot(scope: Scope, authorization: str | None, user: object | None) -> None:
+    """Count this request or WebSocket against its token (``user`` is who it authenticated
+    as: None holds nothing); 429 past the cap."""
+    if user is None:  # public, and no valid token: nothing held for anyone
         return
-    cap = get_settings().limits.connections_per_token
-    key = _token_key(values)
-    if not cap or key is None:
+    resources = get_resources()
+    cap = resources.settings.limits.connections_per_token
+    token = bearer(authorization)
+    if not cap or token is None:
         return
-    counts = get_resources().connections
+    key = hash_token(token)
+    counts = resources.connections
     if counts[key] >= cap:
         raise ApiError(
             429,
@@ -271,51 +258,26 @@ def _take_slot(values: list[str]) -> None:
             headers={"Retry-After": "1"},
         )
     counts[key] += 1
-    g.connection_slot = key
+    scope[SLOT] = key
 
 
 def hold_slot(token: str) -> None:
     """Count a WebSocket whose token came in its first message (a browser's) against that
     token, as a handshake's ``Authorization`` is counted: 429 past the cap; given back when
     the WebSocket ends."""
-    _take_slot([f"Bearer {token}"])
+    take_slot(scope_of(websocket), f"Bearer {token}", g.get("user"))
 
 
-def _give_slot_back(_: BaseException | None = None) -> None:
-    key = g.pop("connection_slot", None)
+def give_slot_back(scope: Scope, counts: Counter[str]) -> None:
+    """The exchange is over (its answer sent, or its WebSocket closed)."""
+    key = scope.pop(SLOT, None)
     if key is not None:
-        counts = get_resources().connections
         counts[key] -= 1
         if counts[key] <= 0:
             del counts[key]
 
 
-async def _enter_request() -> None:
-    if request.url_rule is not None:
-        _take_slot(request.headers.getlist("Authorization"))
-
-
-async def _enter_websocket() -> None:
-    if websocket.url_rule is None:
-        return
-    values = websocket.headers.getlist("Authorization")
-    if len(values) > 1:  # as HTTP reads them: joined, one token (never a known one)
-        g.user = authorize(get_settings(), websocket.url_rule.rule, "GET", ",".join(values))
-    _take_slot(values)
-
-
-async def _leave(exc: BaseException | None = None) -> None:
-    _give_slot_back(exc)
-
-
 def install(app: Quart) -> None:
-    """After the interceptors (their authentication runs first), before the access log (which
-    then logs the answers given here)."""
     strict_chunk_extensions()
     app.websocket_class = DirectWebsocket
     app.asgi_websocket_class = DirectWebsocketConnection
-    app.before_request(_enter_request)
-    app.before_websocket(_enter_websocket)
-    app.teardown_request(_leave)
-    app.teardown_websocket(_leave)
-    app.asgi_app = Guard(app.asgi_app, app)  # type: ignore[method-assign, assignment]  # app/asgi.py

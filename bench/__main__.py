@@ -455,7 +455,7 @@ def table(
     for name, samples in per_server.items():
         values = {key: median_of(samples, key) for key, _, _ in columns}
         mine = values[basis]
-        ratios = {b: _ratio(mine, ref, basis) for b, ref in refs.items()}
+        ratios = {b: paired_ratio(samples, per_server[b], basis) or _ratio(mine, ref, basis) for b, ref in refs.items()}
         figures[name] = {**values, "ratio": ratios.get(REFERENCE), "ratios": ratios, "rounds": len(samples)}
         cells = [f"{r:.2f}x" if r else "-" for r in ratios.values()]
         rows.append([ALL[name], *(fmt(values[k], f) for k, _, f in columns), *cells])
@@ -473,6 +473,20 @@ def table(
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines), figures
+
+
+def paired_ratio(mine: list[dict[str, Any]], ref: list[dict[str, Any]], basis: str) -> float | None:
+    """The median of each round's ratio, when both servers have a figure in every round.
+
+    A round runs the servers back to back, seconds apart; rounds are minutes apart, and a
+    shared machine's speed drifts between them (here: bare Quart 4,700-6,900 req/s from
+    one run to the next). Each round's ratio sees the same machine on both sides; the
+    ratio of the medians could pair one server's fast round with the other's slow one."""
+    if len(mine) != len(ref) or not mine:
+        return None
+    ratios = [_ratio(a.get(basis), b.get(basis), basis) for a, b in zip(mine, ref)]
+    known = [r for r in ratios if r is not None]
+    return statistics.median(known) if len(known) == len(ratios) else None
 
 
 def _ratio(mine: float | None, ref: float | None, basis: str) -> float | None:

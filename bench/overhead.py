@@ -104,19 +104,6 @@ def _whole(app: Any) -> None:
     """As served."""
 
 
-def _unwrap(app: Any, module: str) -> None:
-    """Take the ASGI middleware of ``module`` out of ``app``'s chain (as ``install`` put it in)."""
-    outer, inner = None, app.asgi_app
-    while type(inner).__module__ != module:
-        outer, inner = inner, getattr(inner, "app", None)
-        if inner is None:
-            return  # not in this version of the app
-    if outer is None:
-        app.asgi_app = inner.app
-    else:
-        outer.app = inner.app
-
-
 def _unhook(app: Any, module: str) -> None:
     """Take ``module``'s request hooks out of ``app``."""
     for funcs in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
@@ -125,21 +112,28 @@ def _unhook(app: Any, module: str) -> None:
 
 @variant("- access log")
 def _no_access_log(app: Any) -> None:
-    _unwrap(app, "app.access_log")
+    from app.edge import edge_of
+
+    edge_of(app).access = None
 
 
 @variant("- access log - interceptors")
 def _no_interceptors(app: Any) -> None:
+    """No stamps, and no authentication hook (which also counts connections per token)."""
+    from app.edge import edge_of
+
     _no_access_log(app)
-    _unwrap(app, "app.interceptors")
+    edge_of(app).stamps = None
     _unhook(app, "app.interceptors")
 
 
 @variant("- access log - interceptors - protocol")
 def _no_protocol(app: Any) -> None:
+    """No ASGI layer at all (app/edge.py): no framing check, no body timeout."""
+    from app.edge import edge_of
+
     _no_interceptors(app)
-    _unwrap(app, "app.protocol")
-    _unhook(app, "app.protocol")
+    app.asgi_app = edge_of(app).app
 
 
 async def measure(n: int, rounds: int, profile: bool) -> dict[str, float]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app import access_log, interceptors, logs
+from app.edge import Edge, edge_of
 from bench import overhead
 
 
@@ -23,24 +24,22 @@ def test_the_overhead_tool_runs_every_variant() -> None:
     assert all(seconds > 0 for seconds in figures.values())
 
 
-def chain(app: Any) -> list[str]:
-    """The modules of the ASGI middlewares around ``app``, outermost first."""
-    out: list[str] = []
-    inner = app.asgi_app
-    while hasattr(inner, "app"):
-        out.append(type(inner).__module__)
-        inner = inner.app
-    return out
-
-
 def test_each_variant_takes_its_layer_out(tmp_path: Path) -> None:
     port = overhead.port_app(tmp_path / "port")
-    assert chain(port) == ["app.access_log", "app.protocol", "app.interceptors"]
+    layer = edge_of(port)
+    assert layer.access is not None and layer.stamps is not None
+    assert "app.interceptors" in hooks(port)
+    no_log = overhead.port_app(tmp_path / "no-log")
+    overhead.VARIANTS["- access log"](no_log)
+    assert edge_of(no_log).access is None and edge_of(no_log).stamps is not None
     stripped = overhead.port_app(tmp_path / "stripped")
     overhead.VARIANTS["- access log - interceptors - protocol"](stripped)
-    assert chain(stripped) == []
-    hooks = [f.__module__ for funcs in stripped.before_request_funcs.values() for f in funcs]
-    assert "app.interceptors" not in hooks and "app.protocol" not in hooks
+    assert not isinstance(stripped.asgi_app, Edge)
+    assert "app.interceptors" not in hooks(stripped)
+
+
+def hooks(app: Any) -> set[str]:
+    return {f.__module__ for funcs in app.before_request_funcs.values() for f in funcs}
 
 
 def test_a_new_request_id_is_a_uuid4_hex() -> None:
@@ -57,7 +56,7 @@ def test_the_access_logs_fast_path_writes_what_logging_wrote(monkeypatch: pytest
     writer = access_log._Writer(handler)
     monkeypatch.setattr(access_log.log, "handlers", [handler])  # pytest adds its capture handlers
     assert writer.agrees() and writer.usable()
-    middleware = access_log.AccessLog(None)
+    middleware = access_log.AccessLog()
     scope = {
         "type": "http",
         "method": "GET",
