@@ -502,7 +502,7 @@ def targets(workloads: dict[str, dict[str, Any]]) -> list[str]:
     for port in ("port-uvloop", "port-asyncio"):
         json_dict = workloads.get("json-dict-50", {}).get("figures", {})
         if port in json_dict and "quart-bare" in json_dict:
-            ratio = _ratio(json_dict[port]["rps"], json_dict["quart-bare"]["rps"], "rps")
+            ratio = json_dict[port]["ratios"].get("quart-bare")  # the table's: paired by round
             if ratio:
                 lines.append(f"{port}: json-dict-50 {ratio:.2f}x bare Quart (target >= 0.95x): {_met(ratio >= 0.95)}")
         for workload in PROBED:
@@ -523,8 +523,8 @@ def targets(workloads: dict[str, dict[str, Any]]) -> list[str]:
                     (REFERENCE, ">= 10x better", 10.0),
                     ("flask-gevent", "<= 1.2x its p99", 1 / 1.2),
                 ):
-                    if peer in figures and mine["p99"] and figures[peer]["p99"]:
-                        r = figures[peer]["p99"] / mine["p99"]  # above 1: the port's p99 is lower
+                    r = mine["ratios"].get(peer)  # the table's (paired by round): above 1, the port's p99 is lower
+                    if r:
                         line += f", {r:.2f}x {peer}'s ({want}: {_met(r >= least)})"
             line += f", errors {errors} (0: {_met(errors == 0)})"
             lines.append(line)

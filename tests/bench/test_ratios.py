@@ -20,3 +20,10 @@ def test_lower_is_better_and_missing_rounds_fall_back() -> None:
     assert bench_main.paired_ratio([{"p99": 0.010}], [{"p99": 0.020}], "p99") == 2.0
     assert bench_main.paired_ratio([{"rps": 1.0}], [{"rps": 1.0}, {"rps": 2.0}], "rps") is None
     assert bench_main.paired_ratio([{"rps": None}], [{"rps": 1.0}], "rps") is None
+
+
+def test_the_targets_read_the_tables_paired_ratio() -> None:
+    figures = {"port-uvloop": {"rps": 5856.0, "ratios": {"quart-bare": 0.94}}, "quart-bare": {"rps": 5658.0}}
+    lines = bench_main.targets({"json-dict-50": {"figures": figures}})
+    # the medians alone would read 1.03x and "met"
+    assert lines == ["port-uvloop: json-dict-50 0.94x bare Quart (target >= 0.95x): NOT met"]
