@@ -11,7 +11,6 @@ token and counts the request against it (``app/protocol.py``).
 
 from __future__ import annotations
 
-import os
 import time
 
 from quart import Quart, Response, current_app, g, jsonify, request, websocket
@@ -21,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from hostpulse.auth import PUBLIC, authorize, required_role
 from hostpulse.errors import describe, internal_error
-from hostpulse.payloads import REQUEST_ID, elapsed_ms
+from hostpulse.payloads import elapsed_ms, request_id
 
 from .asgi import Scope, scope_of
 from .protocol import take_slot
@@ -66,51 +65,11 @@ async def authenticate_websocket() -> None:
     take_slot(scope_of(current), authorization, user)
 
 
-class _RequestIds:
-    """``uuid.uuid4().hex``, the Flask version's new id, 256 at a time: 4 KiB from
-    ``os.urandom`` (one system call, not one a request), the version nibble 4 and the variant
-    bits 10 set in each 16 bytes, the lot made hex once; an id is then a slice (0.1 µs,
-    against 1.7 for ``uuid4().hex``). A forked child starts with none, so no two processes
-    hand out the same ids."""
-
-    COUNT = 256
-
-    def __init__(self) -> None:
-        self.forget()
-
-    def forget(self) -> None:
-        self.hex, self.at = "", self.COUNT
-
-    def next(self) -> str:
-        if self.at >= self.COUNT:
-            raw = bytearray(os.urandom(16 * self.COUNT))
-            for i in range(0, len(raw), 16):
-                raw[i + 6] = raw[i + 6] & 0x0F | 0x40  # version 4
-                raw[i + 8] = raw[i + 8] & 0x3F | 0x80  # variant RFC 4122
-            self.hex, self.at = raw.hex(), 0
-        at = self.at * 32
-        self.at += 1
-        return self.hex[at : at + 32]
-
-
-_ids = _RequestIds()
-os.register_at_fork(after_in_child=_ids.forget)
-
-
-def new_request_id() -> str:
-    """A fresh id, as ``uuid.uuid4().hex`` makes it."""
-    return _ids.next()
-
-
 def request_id_of(scope: Scope) -> bytes:
     """The request's ``X-Request-ID`` (repeated lines joined by ``,``, as :func:`_joined`
-    reads them) when well-formed, else a new one."""
+    reads them) when well-formed, else a new one (``hostpulse.payloads``, as the Flask version)."""
     incoming = [value for name, value in scope["headers"] if name.lower() == b"x-request-id"]
-    if incoming:
-        joined = b",".join(incoming)
-        if REQUEST_ID.fullmatch(joined.decode("latin-1")):
-            return joined
-    return new_request_id().encode()
+    return request_id(b",".join(incoming).decode("latin-1") if incoming else None).encode()
 
 
 def stamps(scope: Scope, started: float) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:

@@ -45,9 +45,10 @@ SCOPE: Scope = {
 }
 
 
-async def one(app: Any) -> int:
-    """One request through ``app``'s ASGI callable; the status it answered."""
-    status = 0
+async def one(app: Any, scope: Scope | None = None, body: bytes = b"", leave_after: float | None = None) -> int | None:
+    """One request through ``app``'s ASGI callable (``SCOPE`` unless ``scope``); the status it
+    answered, None if none. The client leaves once answered, or after ``leave_after`` seconds."""
+    status = None
     sent = asyncio.Event()
     given = False
 
@@ -55,8 +56,11 @@ async def one(app: Any) -> int:
         nonlocal given
         if not given:
             given = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await sent.wait()
+            return {"type": "http.request", "body": body, "more_body": False}
+        if leave_after is None:
+            await sent.wait()
+        else:
+            await asyncio.sleep(leave_after)
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -66,7 +70,7 @@ async def one(app: Any) -> int:
         elif not message.get("more_body", False):
             sent.set()
 
-    await app(dict(SCOPE), receive, send)
+    await app(dict(scope or SCOPE), receive, send)
     return status
 
 

@@ -34,33 +34,14 @@ async def exchange(
             seen["tasks"].append(coro.__qualname__)  # the request's own; the app's background tasks aside
         return asyncio.Task(coro, loop=loop, **kwargs)
 
-    answered = asyncio.Event()
-    given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body or b"", "more_body": False}
-        if leave_after is not None:
-            await asyncio.sleep(leave_after)
-        else:
-            await answered.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            seen["status"] = message["status"]
-        elif not message.get("more_body", False):
-            answered.set()
-
     headers = [*overhead.SCOPE["headers"], *AUTH]
     if body is not None:
         headers.append((b"content-length", str(len(body)).encode()))
-    scope = {**overhead.SCOPE, "method": "GET" if body is None else "POST", "path": path, "raw_path": path.encode()}
+    method = "GET" if body is None else "POST"
+    scope = {**overhead.SCOPE, "method": method, "path": path, "raw_path": path.encode(), "headers": headers}
     loop.set_task_factory(counting)
     try:
-        await asyncio.wait_for(app({**scope, "headers": headers}, receive, send), 10)
+        seen["status"] = await asyncio.wait_for(overhead.one(app, scope, body or b"", leave_after), 10)
     finally:
         loop.set_task_factory(None)
     return seen

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from app import access_log, interceptors, logs
+from app import access_log, logs
 from app.edge import Edge, edge_of
 from bench import overhead
+from hostpulse import payloads
 
 
 def test_the_overhead_tool_runs_every_variant() -> None:
@@ -43,11 +45,26 @@ def hooks(app: Any) -> set[str]:
 
 
 def test_a_new_request_id_is_a_uuid4_hex() -> None:
-    ids = {interceptors.new_request_id() for _ in range(1000)}
+    ids = {payloads.new_request_id() for _ in range(1000)}  # several pools of 256
     assert len(ids) == 1000
     for value in ids:
         parsed = uuid.UUID(hex=value)
         assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_worker_hands_out_ids_of_its_own() -> None:
+    payloads.new_request_id()  # the parent's pool is filled: a fork copies it
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's
+        os.write(write, "".join(payloads.new_request_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as f:
+        theirs = f.read()
+    ours = "".join(payloads.new_request_id() for _ in range(10))
+    assert len(theirs) == len(ours) == 320 and theirs != ours
 
 
 def test_the_access_logs_fast_path_writes_what_logging_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
