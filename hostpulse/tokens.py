@@ -15,8 +15,15 @@ ROLES = ("agent", "viewer", "admin")
 
 
 def new_token() -> str:
-    """A new secret token (256 random bits, URL-safe); only its hash is ever stored."""
-    return secrets.token_urlsafe(32)
+    """A new secret token (256 random bits, URL-safe); only its hash is ever stored.
+
+    Never one starting with ``-``: a command line reads that as an option
+    (``hostpulse-agent --token -Xy...`` was "expected one argument"), and one token in 64
+    started so."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token: str) -> str:

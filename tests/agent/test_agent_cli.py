@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.settings import parser
 from agent.spool import Spool
+from hostpulse.tokens import new_token
 from tests.support import ROOT, free_port
 
 
@@ -98,3 +100,13 @@ def test_the_agent_imports_nothing_of_the_server() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_every_issued_token_is_read_by_token_as_its_value() -> None:
+    # a token starting with "-" is an option to argparse ("expected one argument"); one in 64
+    # of token_urlsafe's did, and an agent started with one never ran
+    tokens = [new_token() for _ in range(5000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == 5000 and all(len(t) == 43 for t in tokens)
+    for token in tokens[:200]:
+        assert parser().parse_args(["--token", token]).token == token
